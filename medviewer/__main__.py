@@ -1,0 +1,5 @@
+import sys
+
+from medviewer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,108 @@
+"""The command line: `medviewer [PATH...]`, `medviewer info`, `medviewer convert`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from medviewer import __version__
+from medviewer.core.errors import MedViewerError
+
+COMMANDS = ("info", "convert", "view")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medviewer",
+        description="MedViewer: medical image viewer with AI assistance (research and demonstration, "
+                    "not for clinical use). With no command, opens PATH... (or the demo study).")
+    parser.add_argument("--version", action="version", version=f"medviewer {__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    view = sub.add_parser("view", help="open images (the default command)")
+    view.add_argument("paths", nargs="*", help="files or folders; none opens the demo study")
+
+    info = sub.add_parser("info", help="list every series/volume found under PATH")
+    info.add_argument("path", help="file, folder or DICOMDIR")
+    info.add_argument("--json", action="store_true", help="print a JSON list")
+
+    convert = sub.add_parser("convert", help="write a volume to .nii, .nii.gz, .nrrd or .mha")
+    convert.add_argument("input", help="file, folder or DICOMDIR")
+    convert.add_argument("output", help="output file (.nii, .nii.gz, .nrrd, .mha)")
+    convert.add_argument("--series", help="series id (from `medviewer info`) or its 1-based number")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
+        argv = ["view"] + argv
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "info":
+            return cmd_info(args.path, args.json)
+        if args.command == "convert":
+            return cmd_convert(args.input, args.output, args.series)
+        if args.command == "view":
+            from medviewer.app import run_viewer
+
+            return run_viewer(args.paths)
+        _parser().print_help()
+        return 2
+    except MedViewerError as exc:
+        print(f"medviewer: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _report_problems(found) -> None:
+    for problem in found.problems:
+        print(f"medviewer: warning: {problem}", file=sys.stderr)
+
+
+def cmd_info(path: str, as_json: bool) -> int:
+    from medviewer.io import discover
+
+    found = discover(path)
+    _report_problems(found)
+    infos = [s.info() for s in found.sources]
+    if as_json:
+        print(json.dumps(infos, indent=1))
+    else:
+        for n, i in enumerate(infos, 1):
+            print(f"[{n}] {i['id']}")
+            print(f"    modality {i['modality'] or '-'}  description {i['description'] or '-'}")
+            print("    size {} x {} x {}  spacing {} mm".format(*i["size"], " x ".join(f"{s:.4g}" for s in i["spacing"])))
+            print("    origin ({}) mm".format(", ".join(f"{v:.4g}" for v in i["origin"])))
+            print("    direction [{}]".format(" ".join(f"{v:.4g}" for v in i["direction"])))
+            print(f"    files {i['files']}" + (f"  transfer syntax {', '.join(i['transfer_syntaxes'])}"
+                                                 if i["transfer_syntaxes"] else ""))
+            for w in i["warnings"]:
+                print(f"    warning: {w}")
+    if not infos:
+        reason = f" ({found.problems[0]})" if found.problems else ""
+        print(f"medviewer: error: no images found under {path}{reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_convert(src: str, dst: str, series: str | None) -> int:
+    from medviewer.io import discover, write_volume
+    from medviewer.io.writer import WRITABLE
+    from medviewer.io.sitk_image import extension_of
+
+    if extension_of(dst) not in WRITABLE:
+        raise MedViewerError(f"{dst}: unsupported output format; use one of {', '.join(WRITABLE)}")
+    found = discover(src)
+    _report_problems(found)
+    volume = found.find(series).load()
+    for w in volume.warnings:
+        print(f"medviewer: warning: {w}", file=sys.stderr)
+    write_volume(volume, dst)
+    print(f"wrote {dst} ({volume.describe()})")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""Read DICOM headers into per-frame records, without decoding pixels.
+
+One record per frame: a classic single-frame file gives one, an (enhanced) multi-frame
+file gives one per frame, with geometry and rescale taken from its per-frame or shared
+functional groups. Records carry what grouping, sorting and decoding need.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+from pydicom.uid import UID
+
+from medviewer.core.errors import ImageReadError
+
+NATIVE_LE_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
+PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+# Dimension index pointers that only say where a frame is in space; every other
+# dimension (echo, temporal position, image type, b-value ...) separates volumes.
+_SPATIAL_DIMENSIONS = {0x00209056, 0x00209057, 0x00200032, 0x00209153}
+
+
+@dataclass
+class FrameRecord:
+    path: str
+    frame: int | None  # index in a multi-frame file, None for single-frame files
+    nframes_in_file: int
+    series_uid: str
+    series_key: tuple
+    rows: int
+    columns: int
+    samples: int
+    position: np.ndarray | None  # Image Position (Patient), LPS mm
+    orientation: np.ndarray | None  # Image Orientation (Patient): row cosines, column cosines
+    pixel_spacing: tuple[float, float] | None  # (row spacing, column spacing) = (dy, dx)
+    slice_thickness: float | None
+    slope: float
+    intercept: float
+    photometric: str
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    transfer_syntax: str
+    modality: str
+    description: str
+    split_key: tuple  # what separates volumes that share this series (echo, time ...)
+    instance_number: int
+    pixel_offset: int | None  # file offset of the Pixel Data element (native syntaxes)
+    header: Dataset = field(repr=False)
+
+
+def _spacing(value: Any) -> tuple[float, float] | None:
+    arr = _float_list(value, 2)
+    return tuple(float(v) for v in arr) if arr is not None and np.all(arr > 0) else None  # type: ignore
+
+
+def _float_list(value: Any, n: int) -> np.ndarray | None:
+    try:
+        arr = np.array([float(v) for v in value], dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return arr if arr.size == n and np.all(np.isfinite(arr)) else None
+
+
+def _first(ds: Dataset | None, sequence: str) -> Dataset | None:
+    if ds is None:
+        return None
+    seq = ds.get(sequence)
+    if seq is None or len(seq) == 0:
+        return None
+    return seq[0]
+
+
+def _functional(shared: Dataset | None, per_frame: Dataset | None, sequence: str) -> Dataset | None:
+    return _first(per_frame, sequence) or _first(shared, sequence)
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword, "")
+    return "" if value is None else str(value).strip()
+
+
+def _number(value: Any, default: float) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return default
+    return out if np.isfinite(out) else default
+
+
+def series_key_of(ds: Dataset) -> tuple[str, tuple]:
+    """(Series Instance UID, grouping key). Files with a blank UID are grouped by
+    study, frame of reference, series number, modality and description."""
+    uid = _text(ds, "SeriesInstanceUID")
+    if uid:
+        return uid, ("uid", uid)
+    return "", ("nouid", _text(ds, "StudyInstanceUID"), _text(ds, "FrameOfReferenceUID"),
+                _text(ds, "SeriesNumber"), _text(ds, "Modality"), _text(ds, "SeriesDescription"),
+                _text(ds, "PatientID"))
+
+
+def is_dicomdir(ds: Dataset) -> bool:
+    meta = getattr(ds, "file_meta", None)
+    sop = str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
+    return sop == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds
+
+
+def read_header(path: str, force: bool = False) -> tuple[Dataset, int | None]:
+    """Parse everything before the pixel data; also return the pixel data offset."""
+    try:
+        with open(path, "rb") as fp:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=force)
+            offset = fp.tell()
+    except InvalidDicomError as exc:
+        raise ImageReadError(path, "not a DICOM file (no DICOM file meta information or 'DICM' prefix)") from exc
+    except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, NotImplementedError) as exc:
+        raise ImageReadError(path, f"cannot parse DICOM header: {exc}") from exc
+    return ds, offset
+
+
+def frames_from_header(path: str, ds: Dataset, pixel_offset: int | None) -> list[FrameRecord]:
+    """Per-frame records of an image file; raises ImageReadError for non-images."""
+    meta = getattr(ds, "file_meta", None)
+    tsyntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if not tsyntax and "Rows" in ds:
+        tsyntax = syntax_from_encoding(ds)
+    sop_class = _text(ds, "SOPClassUID") or (str(meta.get("MediaStorageSOPClassUID", "")) if meta else "")
+    try:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+    except (AttributeError, TypeError, ValueError):
+        name = UID(sop_class).name if sop_class else "unknown SOP class"
+        extra = "; its file meta information also lacks the Transfer Syntax UID" if not tsyntax else ""
+        raise ImageReadError(path, f"not an image ({name}: no Rows/Columns){extra}") from None
+    if not tsyntax:
+        raise ImageReadError(path, "the file meta information has no Transfer Syntax UID, "
+                                   "so the pixel data cannot be interpreted")
+    try:
+        nframes = int(_number(ds.get("NumberOfFrames", 1), 1)) or 1
+        series_uid, series_key = series_key_of(ds)
+        common = dict(
+            path=path, nframes_in_file=nframes, series_uid=series_uid, series_key=series_key,
+            rows=rows, columns=columns, samples=int(ds.get("SamplesPerPixel", 1) or 1),
+            photometric=_text(ds, "PhotometricInterpretation") or "MONOCHROME2",
+            bits_allocated=int(ds.get("BitsAllocated", 16) or 16),
+            bits_stored=int(ds.get("BitsStored", ds.get("BitsAllocated", 16)) or 16),
+            pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
+            transfer_syntax=tsyntax, modality=_text(ds, "Modality"),
+            description=_text(ds, "SeriesDescription"),
+            instance_number=int(_number(ds.get("InstanceNumber"), 0)),
+            pixel_offset=pixel_offset if tsyntax in NATIVE_LE_SYNTAXES else None, header=ds,
+        )
+        if "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds:
+            return _enhanced_frames(ds, nframes, common)
+        return _classic_frames(ds, nframes, common)
+    except ImageReadError:
+        raise
+    except Exception as exc:  # malformed values deep in the header
+        raise ImageReadError(path, f"malformed DICOM header: {exc}") from exc
+
+
+def syntax_from_encoding(ds: Dataset) -> str:
+    """Files without a transfer syntax (no meta, ACR-NEMA style) are uncompressed: record the
+    encoding pydicom detected, so that the pixels can be read."""
+    encoding = getattr(ds, "original_encoding", None)
+    if not encoding or encoding[0] is None:
+        return ""
+    implicit, little = encoding
+    uid = ("1.2.840.10008.1.2" if implicit else "1.2.840.10008.1.2.1") if little else "1.2.840.10008.1.2.2"
+    if not hasattr(ds, "file_meta") or ds.file_meta is None:
+        ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = uid
+    return uid
+
+
+def _classic_frames(ds: Dataset, nframes: int, common: dict) -> list[FrameRecord]:
+    position = _float_list(ds.get("ImagePositionPatient"), 3)
+    orientation = _float_list(ds.get("ImageOrientationPatient"), 6)
+    spacing = _spacing(ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing"))
+    split = (_text(ds, "EchoNumbers"), _text(ds, "TemporalPositionIdentifier"),
+             "\\".join(str(v) for v in ds.get("ImageType", [])), _text(ds, "AcquisitionNumber"))
+    base = dict(common, orientation=orientation,
+                pixel_spacing=spacing,
+                slice_thickness=_number(ds.get("SliceThickness"), 0.0) or None,
+                slope=_number(ds.get("RescaleSlope"), 1.0) or 1.0,
+                intercept=_number(ds.get("RescaleIntercept"), 0.0), split_key=split)
+    if nframes == 1:
+        return [FrameRecord(frame=None, position=position, **base)]
+    # Classic multi-frame (ultrasound, NM, XA): frames stacked along the normal when a
+    # frame spacing is known, otherwise a cine of one plane.
+    step = _number(ds.get("SpacingBetweenSlices"), 0.0) or _number(ds.get("SliceThickness"), 0.0)
+    records = []
+    normal = np.cross(orientation[:3], orientation[3:]) if orientation is not None else np.array([0, 0, 1.0])
+    start = position if position is not None else np.zeros(3)
+    for k in range(nframes):
+        pos = start + normal * step * k if step else None
+        records.append(FrameRecord(frame=k, position=pos, **base))
+    return records
+
+
+def _enhanced_frames(ds: Dataset, nframes: int, common: dict) -> list[FrameRecord]:
+    shared = _first(ds, "SharedFunctionalGroupsSequence")
+    per_frame_seq = ds.get("PerFrameFunctionalGroupsSequence") or []
+    pointers = [int(item.DimensionIndexPointer) for item in ds.get("DimensionIndexSequence", [])
+                if "DimensionIndexPointer" in item]
+    keep = [i for i, p in enumerate(pointers) if p not in _SPATIAL_DIMENSIONS]
+    records = []
+    for k in range(nframes):
+        pf = per_frame_seq[k] if k < len(per_frame_seq) else None
+        plane_pos = _functional(shared, pf, "PlanePositionSequence")
+        plane_ori = _functional(shared, pf, "PlaneOrientationSequence")
+        measures = _functional(shared, pf, "PixelMeasuresSequence")
+        pvt = _functional(shared, pf, "PixelValueTransformationSequence")
+        content = _first(pf, "FrameContentSequence")
+        frame_type = (_functional(shared, pf, "MRImageFrameTypeSequence")
+                      or _functional(shared, pf, "CTImageFrameTypeSequence"))
+        raw = content.get("DimensionIndexValues") if content is not None else None
+        dims = [] if raw is None else (list(raw) if isinstance(raw, MultiValue) else [raw])
+        split = (tuple(dims[i] for i in keep if i < len(dims)),
+                 "\\".join(str(v) for v in frame_type.get("FrameType", [])) if frame_type is not None else "",
+                 _text(content, "TemporalPositionIndex") if content is not None else "")
+        spacing = _spacing(measures.get("PixelSpacing")) if measures is not None else None
+        records.append(FrameRecord(
+            frame=k,
+            position=_float_list(plane_pos.get("ImagePositionPatient"), 3) if plane_pos is not None else None,
+            orientation=_float_list(plane_ori.get("ImageOrientationPatient"), 6) if plane_ori is not None else None,
+            pixel_spacing=spacing,
+            slice_thickness=_number((measures or ds).get("SliceThickness"), 0.0) or None,
+            slope=_number((pvt or ds).get("RescaleSlope"), 1.0) or 1.0,
+            intercept=_number((pvt or ds).get("RescaleIntercept"), 0.0),
+            split_key=split, **common))
+    return records
+
+
+def dicomdir_files(path: str, ds: Dataset) -> list[str]:
+    """Files referenced by a DICOMDIR's IMAGE (and other) records, as absolute paths."""
+    import os
+
+    root = os.path.dirname(os.path.abspath(path))
+    files = []
+    for record in ds.get("DirectoryRecordSequence", []):
+        ref = record.get("ReferencedFileID")
+        if not ref:
+            continue
+        parts = [ref] if isinstance(ref, str) else list(ref)
+        files.append(os.path.join(root, *[str(p) for p in parts]))
+    return files

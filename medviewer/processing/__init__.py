@@ -1,0 +1,1 @@
+"""Classical image processing on core types (filters, region growing, radiomics)."""
