@@ -1,56 +1,52 @@
-"""Composition root: what `medviewer [PATH...]` opens.
-
-The viewer window is built in medviewer.ui (next milestone); until it lands, opening
-prints what was loaded, with the geometry and any warnings.
-"""
+"""Composition root: `medviewer [PATH...]` opens the main window (the demo study by default)."""
 from __future__ import annotations
 
 import sys
 
-from medviewer.core.errors import MedViewerError
-
 NOTICE = "MedViewer is research and demonstration software: NOT FOR CLINICAL USE."
-
-
-def load_all(paths: list[str]) -> tuple[list, list[str]]:
-    """Load every volume under the paths; problems are collected, never fatal for the rest."""
-    from medviewer.io import discover
-
-    volumes, problems = [], []
-    for path in paths:
-        try:
-            found = discover(str(path))
-        except MedViewerError as exc:
-            problems.append(str(exc))
-            continue
-        problems.extend(str(p) for p in found.problems)
-        if not found.sources and not found.problems:
-            problems.append(f"{path}: no images found")
-        for source in found.sources:
-            try:
-                volumes.append((source, source.load()))
-            except MedViewerError as exc:
-                problems.append(str(exc))
-    return volumes, problems
 
 
 def run_viewer(paths: list[str]) -> int:
     from medviewer.resources import demo_paths
+    from medviewer.ui.main_window import MainWindow
+    from medviewer.ui.qt import QtCore, application
 
-    print(NOTICE)
-    if not paths:
-        paths = [str(p) for p in demo_paths()]
-        print("Opening the demo study (resources/demo, see ATTRIBUTION.md).")
-    volumes, problems = load_all(paths)
-    for source, volume in volumes:
-        lo, hi = (volume.data.min(), volume.data.max()) if volume.data.size else (0, 0)
-        print(f"loaded {source.id}: {volume.describe()}, orientation {volume.orientation_code()}, "
-              f"values {lo}..{hi}")
-        for warning in volume.warnings:
-            print(f"  warning: {warning}")
-    for problem in problems:
-        print(f"medviewer: warning: {problem}", file=sys.stderr)
-    if not volumes:
-        print("medviewer: error: nothing could be opened", file=sys.stderr)
-        return 1
+    import time
+
+    started = time.perf_counter()
+    print(NOTICE, flush=True)
+    app = application(sys.argv[:1])
+    win = MainWindow()
+    win.show()
+    app.processEvents()
+    print(f"window shown after {time.perf_counter() - started:.2f} s", flush=True)
+    win.volume_shown.connect(lambda sid: print(f"opened {sid}: {win.session.volume.describe()}", flush=True))
+    win.problem.connect(lambda msg: print(f"medviewer: warning: {msg}", file=sys.stderr, flush=True))
+    targets = [str(p) for p in paths] or [str(p) for p in demo_paths()]
+    # open after the window is on screen: reading happens off the GUI thread
+    QtCore.QTimer.singleShot(0, lambda: win.open_paths(targets))
+    return app.exec()
+
+
+def run_screenshot(args) -> int:
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ.setdefault("MEDVIEWER_NO_DIALOGS", "1")
+    from medviewer.ui.screenshot import render_screenshot
+
+    size = (1400, 850)
+    if args.size:
+        try:
+            w, h = (int(v) for v in args.size.lower().split("x"))
+            size = (w, h)
+        except ValueError:
+            from medviewer.core.errors import MedViewerError
+
+            raise MedViewerError(f"--size {args.size!r}: use WIDTHxHEIGHT, e.g. 1200x800") from None
+    info = render_screenshot([args.input], args.out, layout=args.layout, preset=args.preset,
+                             window=args.window, level=args.level, slice_number=args.slice,
+                             size=size, series=args.series)
+    print(f"wrote {info['out']} ({info['source']}, layout {info['layout']}, "
+          f"W {info['window'][0]:.0f} L {info['window'][1]:.0f})")
     return 0

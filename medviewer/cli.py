@@ -8,7 +8,7 @@ import sys
 from medviewer import __version__
 from medviewer.core.errors import MedViewerError
 
-COMMANDS = ("info", "convert", "view")
+COMMANDS = ("info", "convert", "view", "screenshot")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +30,18 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("input", help="file, folder or DICOMDIR")
     convert.add_argument("output", help="output file (.nii, .nii.gz, .nrrd, .mha)")
     convert.add_argument("--series", help="series id (from `medviewer info`) or its 1-based number")
+
+    shot = sub.add_parser("screenshot", help="render the viewer offscreen to a PNG")
+    shot.add_argument("input", help="file, folder or DICOMDIR")
+    shot.add_argument("--out", required=True, help="PNG file to write")
+    shot.add_argument("--layout", choices=["single", "mpr", "2x2"], default="mpr")
+    group = shot.add_mutually_exclusive_group()
+    group.add_argument("--preset", help="window preset: brain, lung, bone, abdomen, mediastinum, auto ...")
+    group.add_argument("--window", type=float, help="window width (use with --level)")
+    shot.add_argument("--level", type=float, help="window level (centre)")
+    shot.add_argument("--slice", type=int, help="slice number in the (first) view, 1-based as shown")
+    shot.add_argument("--size", help="window size WIDTHxHEIGHT (default 1400x850)")
+    shot.add_argument("--series", help="series id or 1-based number when INPUT holds several")
     return parser
 
 
@@ -43,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_info(args.path, args.json)
         if args.command == "convert":
             return cmd_convert(args.input, args.output, args.series)
+        if args.command == "screenshot":
+            from medviewer.app import run_screenshot
+
+            return run_screenshot(args)
         if args.command == "view":
             from medviewer.app import run_viewer
 

@@ -102,13 +102,6 @@ def test_info_on_malformed_folder_warns_per_file_and_lists_the_rest():
     assert proc.stderr.count("medviewer: warning:") == 3
 
 
-def test_opening_with_no_argument_loads_the_demo_study():
-    proc = medviewer()
-    assert "NOT FOR CLINICAL USE" in proc.stdout
-    assert proc.stdout.count("loaded ") == 3
-    assert "CT 512x512x20 int16" in proc.stdout
-
-
 def test_console_script_is_installed():
     exe = Path(sys.executable).parent / "medviewer"
     if not exe.exists():

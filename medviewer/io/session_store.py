@@ -1,0 +1,48 @@
+"""Per-image session data kept between runs (measurements), as JSON in the user data folder."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from medviewer.core.measurements import Measurement
+
+
+def data_dir() -> Path:
+    """MEDVIEWER_DATA_DIR, or the platform's user data folder (XDG on Linux)."""
+    env = os.environ.get("MEDVIEWER_DATA_DIR")
+    if env:
+        return Path(env)
+    if os.name == "nt":
+        return Path(os.environ.get("APPDATA", Path.home())) / "MedViewer"
+    if os.uname().sysname == "Darwin":
+        return Path.home() / "Library" / "Application Support" / "MedViewer"
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "medviewer"
+
+
+def _key(image_key: str) -> str:
+    return hashlib.sha1(image_key.encode()).hexdigest()[:16]
+
+
+def _path(image_key: str) -> Path:
+    return data_dir() / "sessions" / f"{_key(image_key)}.json"
+
+
+def save_measurements(image_key: str, measurements: list[Measurement]) -> None:
+    path = _path(image_key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"image": image_key, "measurements": [m.to_dict() for m in measurements]}))
+    os.replace(tmp, path)
+
+
+def load_measurements(image_key: str) -> list[Measurement]:
+    path = _path(image_key)
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text())
+        return [Measurement.from_dict(d) for d in data.get("measurements", [])]
+    except (ValueError, KeyError, TypeError):
+        return []  # a damaged session file must not stop the image from opening

@@ -1,0 +1,193 @@
+"""Menus, toolbar and keyboard shortcuts of the main window (listed in Help > Keyboard shortcuts)."""
+from __future__ import annotations
+
+from medviewer.core.display import CT_PRESETS
+from medviewer.ui.qt import Qt, QtGui, QtWidgets
+
+SHORTCUTS = [
+    ("Scroll slices", "Mouse wheel, Up/Down or Left/Right arrows"),
+    ("Scroll 10% of the slices", "Page Up / Page Down"),
+    ("Zoom", "Ctrl + mouse wheel, or Ctrl++ / Ctrl+-"),
+    ("Pan", "Middle-button drag"),
+    ("Window / level", "Right-button drag (horizontal: width, vertical: level)"),
+    ("Move crosshair", "Left click or drag (Navigate tool)"),
+    ("Fit to window", "F (in a view) or Ctrl+0"),
+    ("Layouts: single / 1x3 / 2x2", "Ctrl+1 / Ctrl+2 / Ctrl+3"),
+    ("Presets: brain, lung, bone, abdomen, mediastinum", "1 / 2 / 3 / 4 / 5; auto window: 0"),
+    ("Invert", "I"),
+    ("Tools: navigate / distance / angle", "N / D / A; Esc cancels a measurement"),
+    ("Cine play / stop", "Space"),
+    ("Rotate / flip a 2D image", "R / H"),
+    ("Open file / folder", "Ctrl+O / Ctrl+Shift+O"),
+]
+PRESET_KEYS = {"brain": "1", "lung": "2", "bone": "3", "abdomen": "4", "mediastinum": "5"}
+
+
+class Actions:
+    def __init__(self, win):
+        self.win = win
+        self.layout_actions: dict[str, QtGui.QAction] = {}
+        self.tool_actions: dict[str, QtGui.QAction] = {}
+        self._build_menus()
+        self._build_toolbar()
+
+    def _action(self, menu, text, slot, shortcut=None, checkable=False):
+        action = QtGui.QAction(text, self.win)
+        if shortcut:
+            action.setShortcut(QtGui.QKeySequence(shortcut))
+        action.setCheckable(checkable)
+        action.triggered.connect(slot)
+        if menu is not None:
+            menu.addAction(action)
+        self.win.addAction(action)  # shortcuts work whatever has focus
+        return action
+
+    def _build_menus(self) -> None:
+        win, bar = self.win, self.win.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._action(file_menu, "Open file…", self.open_file, "Ctrl+O")
+        self._action(file_menu, "Open folder…", self.open_folder, "Ctrl+Shift+O")
+        self.recent_menu = file_menu.addMenu("Open recent")
+        self._action(file_menu, "Open demo study", self.open_demo)
+        file_menu.addSeparator()
+        self._action(file_menu, "Save screenshot…", self.save_screenshot, "Ctrl+Shift+S")
+        self._action(file_menu, "Quit", win.close, "Ctrl+Q")
+        self.refresh_recent()
+
+        view_menu = bar.addMenu("&View")
+        group = QtGui.QActionGroup(win)
+        for key, (name, text) in enumerate([("single", "Single view"), ("1x3", "1×3 MPR"), ("2x2", "2×2 MPR")], 1):
+            a = self._action(view_menu, text, lambda _=False, n=name: win.set_layout(n), f"Ctrl+{key}", True)
+            group.addAction(a)
+            self.layout_actions[name] = a
+        plane_menu = view_menu.addMenu("Single view plane")
+        for plane in ("axial", "coronal", "sagittal"):
+            self._action(plane_menu, plane.capitalize(), lambda _=False, p=plane: win.set_layout("single", p))
+        view_menu.addSeparator()
+        self._action(view_menu, "Fit to window", win.grid.fit_all, "Ctrl+0")
+        self._action(view_menu, "Zoom in", lambda: win.grid.active_view().zoom(1.25), "Ctrl+=")
+        self._action(view_menu, "Zoom out", lambda: win.grid.active_view().zoom(0.8), "Ctrl+-")
+        self.invert_action = self._action(view_menu, "Invert", lambda c: win.session.set_invert(c), "I", True)
+        self.rotate_action = self._action(view_menu, "Rotate 90° (2D)", self.rotate, "R")
+        self.flip_action = self._action(view_menu, "Flip horizontally (2D)", self.flip, "H")
+        for dock in win.docks.values():
+            view_menu.addAction(dock.toggleViewAction())
+
+        window_menu = bar.addMenu("&Window")
+        for name in CT_PRESETS:
+            self._action(window_menu, f"CT {name}", lambda _=False, n=name: win.apply_preset(n), PRESET_KEYS.get(name))
+        self._action(window_menu, "Automatic (percentiles)", lambda: win.apply_preset("auto"), "0")
+
+        tools_menu = bar.addMenu("&Tools")
+        tool_group = QtGui.QActionGroup(win)
+        for name, key in (("navigate", "N"), ("distance", "D"), ("angle", "A")):
+            a = self._action(tools_menu, name.capitalize(), lambda _=False, n=name: win.set_tool(n), key, True)
+            tool_group.addAction(a)
+            self.tool_actions[name] = a
+        self.tool_actions["navigate"].setChecked(True)
+
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "Keyboard shortcuts", self.show_shortcuts, "F1")
+        self._action(help_menu, "About MedViewer", self.show_about)
+
+    def _build_toolbar(self) -> None:
+        win = self.win
+        tb = win.addToolBar("Main")
+        tb.setObjectName("toolbar-main")
+        tb.addWidget(QtWidgets.QLabel(" Layout "))
+        for name in ("single", "1x3", "2x2"):
+            tb.addAction(self.layout_actions[name])
+        tb.addSeparator()
+        tb.addWidget(QtWidgets.QLabel(" Window "))
+        self.preset_combo = QtWidgets.QComboBox()
+        self.preset_combo.addItems(["—", "auto"] + list(CT_PRESETS))
+        self.preset_combo.textActivated.connect(lambda t: t != "—" and win.apply_preset(t))
+        tb.addWidget(self.preset_combo)
+        tb.addAction(self.invert_action)
+        tb.addSeparator()
+        for a in self.tool_actions.values():
+            tb.addAction(a)
+        tb.addSeparator()
+        self.cine_action = QtGui.QAction("▶ Cine", win)
+        self.cine_action.setCheckable(True)
+        self.cine_action.setShortcut(QtGui.QKeySequence("Space"))
+        self.cine_action.toggled.connect(lambda on: win.set_cine(on, self.fps.value()))
+        win.addAction(self.cine_action)
+        tb.addAction(self.cine_action)
+        self.fps = QtWidgets.QSpinBox()
+        self.fps.setRange(1, 60)
+        self.fps.setValue(10)
+        self.fps.setSuffix(" fps")
+        self.fps.valueChanged.connect(lambda v: win.set_cine(self.cine_action.isChecked(), v))
+        tb.addWidget(self.fps)
+        tb.addSeparator()
+        tb.addWidget(QtWidgets.QLabel(" Slice "))
+        self.slice_slider = QtWidgets.QSlider(Qt.Horizontal)
+        self.slice_slider.setMinimumWidth(160)
+        self.slice_slider.valueChanged.connect(lambda k: win.grid.active_view().set_slice(k))
+        tb.addWidget(self.slice_slider)
+
+    # --- state ------------------------------------------------------------------------
+    def check_layout(self, name: str) -> None:
+        if name in self.layout_actions:
+            self.layout_actions[name].setChecked(True)
+
+    def sync_to_volume(self, volume) -> None:
+        self.invert_action.setChecked(self.win.session.invert)
+        for name in ("1x3", "2x2"):
+            self.layout_actions[name].setEnabled(not volume.is_2d)
+        self.rotate_action.setEnabled(volume.is_2d)
+        self.flip_action.setEnabled(volume.is_2d)
+        self.preset_combo.setCurrentIndex(0)
+
+    def refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.win.recent_files():
+            self.recent_menu.addAction(path, lambda p=path: self.win.open_paths([p]))
+        self.recent_menu.setEnabled(bool(self.win.recent_files()))
+
+    # --- slots ------------------------------------------------------------------------
+    def open_file(self) -> None:
+        paths, _ = QtWidgets.QFileDialog.getOpenFileNames(
+            self.win, "Open images", "", "Images (*.dcm *.nii *.nii.gz *.hdr *.nrrd *.nhdr *.mha *.mhd "
+                                         "*.png *.jpg *.jpeg DICOMDIR);;All files (*)")
+        if paths:
+            self.win.open_paths(paths)
+
+    def open_folder(self) -> None:
+        path = QtWidgets.QFileDialog.getExistingDirectory(self.win, "Open a folder of images")
+        if path:
+            self.win.open_paths([path])
+
+    def open_demo(self) -> None:
+        from medviewer.resources import demo_paths
+
+        self.win.open_paths([str(p) for p in demo_paths()])
+
+    def save_screenshot(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self.win, "Save screenshot", "medviewer.png", "PNG (*.png)")
+        if path:
+            self.win.grid.grab().save(path)
+
+    def rotate(self) -> None:
+        for view in self.win.grid.views.values():
+            view.set_display_transform(view.rotation + 1, view.flip_h)
+
+    def flip(self) -> None:
+        for view in self.win.grid.views.values():
+            view.set_display_transform(view.rotation, not view.flip_h)
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td>{a}</td><td><b>{k}</b></td></tr>" for a, k in SHORTCUTS)
+        QtWidgets.QMessageBox.information(self.win, "Keyboard shortcuts", f"<table>{rows}</table>")
+
+    def show_about(self) -> None:
+        from medviewer import __version__
+
+        QtWidgets.QMessageBox.about(self.win, "About MedViewer",
+                                    f"MedViewer {__version__}<br><br><b>Not for clinical use.</b> "
+                                    "Research and demonstration software; not a medical device.")
+
+
+def build_actions(win) -> Actions:
+    return Actions(win)

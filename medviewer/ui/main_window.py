@@ -1,0 +1,256 @@
+"""The main window: views, panels, menus, status bar; loading happens off the GUI thread."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from medviewer.core.display import CT_PRESETS
+from medviewer.core.session import Session
+from medviewer.io.session_store import load_measurements, save_measurements
+from medviewer.ui.actions import build_actions
+from medviewer.ui.loader import Loader
+from medviewer.ui.panels import LayerPanel, MeasurementPanel
+from medviewer.ui.qt import Qt, QtCore, QtWidgets
+from medviewer.ui.series_browser import SeriesBrowser
+from medviewer.ui.tag_browser import TagBrowser
+from medviewer.ui.viewer_grid import ViewerGrid
+
+NOTICE = "Research and demonstration software — NOT FOR CLINICAL USE"
+MAX_RECENT = 10
+
+
+def settings() -> QtCore.QSettings:
+    path = os.environ.get("MEDVIEWER_SETTINGS")
+    if path:
+        return QtCore.QSettings(path, QtCore.QSettings.IniFormat)
+    return QtCore.QSettings("MedViewer", "MedViewer")
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    volume_shown = QtCore.Signal(str)  # source id, once an image is on screen
+    problem = QtCore.Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle(f"MedViewer — {NOTICE}")
+        self.session = Session()
+        self.loader = Loader(self)
+        self.problems: list[str] = []
+        self.sources: list = []
+        self.current_source = None
+        self.grid = ViewerGrid(self.session)
+        self.setCentralWidget(self.grid)
+        self.series_browser = SeriesBrowser()
+        self.tag_browser = TagBrowser()
+        self.layer_panel = LayerPanel(self.session, self.grid)
+        self.measurement_panel = MeasurementPanel(self.session, self.grid)
+        self.docks = {}
+        for name, widget, area in [("Series", self.series_browser, Qt.LeftDockWidgetArea),
+                                   ("Layers", self.layer_panel, Qt.LeftDockWidgetArea),
+                                   ("Measurements", self.measurement_panel, Qt.RightDockWidgetArea),
+                                   ("DICOM tags", self.tag_browser, Qt.RightDockWidgetArea)]:
+            dock = QtWidgets.QDockWidget(name, self)
+            dock.setObjectName(f"dock-{name}")
+            dock.setWidget(widget)
+            self.addDockWidget(area, dock)
+            self.docks[name] = dock
+        self.tabifyDockWidget(self.docks["Measurements"], self.docks["DICOM tags"])
+        self.docks["Measurements"].raise_()
+        self._build_status_bar()
+        self.actions_ = build_actions(self)
+        self.cine_timer = QtCore.QTimer(self)
+        self.cine_timer.timeout.connect(self._cine_step)
+        self.setAcceptDrops(True)
+
+        self.loader.discovered.connect(self._on_discovered)
+        self.loader.loaded.connect(self._on_loaded)
+        self.loader.failed.connect(self.report_problem)
+        self.series_browser.series_activated.connect(self.load_source)
+        self.session.cursor_changed.connect(self._sync_slider)
+        self.session.measurements_changed.connect(self._save_measurements)
+        self.grid.active_changed.connect(lambda *_: self._sync_slider())
+        for view in self.grid.views.values():
+            view.hovered.connect(self.show_probe)
+        self._restore_settings()
+
+    # --- status bar -----------------------------------------------------------------
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.status_index = QtWidgets.QLabel("")
+        self.status_world = QtWidgets.QLabel("")
+        self.status_value = QtWidgets.QLabel("")
+        for label in (self.status_index, self.status_world, self.status_value):
+            label.setMinimumWidth(150)
+            bar.addWidget(label)
+        notice = QtWidgets.QLabel(f"<b style='color:#c00'>{NOTICE}</b>")
+        notice.setObjectName("clinical-notice")
+        bar.addPermanentWidget(notice)
+
+    def show_probe(self, probe: dict) -> None:
+        if not probe:
+            return
+        i, w = probe["index"], probe["world"]
+        self.status_index.setText(f"voxel ({i[0]}, {i[1]}, {i[2]})")
+        self.status_world.setText(f"({w[0]:.1f}, {w[1]:.1f}, {w[2]:.1f}) mm")
+        value = probe["value"]
+        if value is None:
+            self.status_value.setText("outside")
+        else:
+            text = ", ".join(f"{v}" for v in value) if np.ndim(value) else f"{value:.6g}"
+            self.status_value.setText(f"{text} {probe['unit']}".strip())
+
+    # --- opening ------------------------------------------------------------------------
+    def open_paths(self, paths: list[str], wait: bool = False) -> None:
+        paths = [str(p) for p in paths]
+        self._pending_paths = paths
+        self._wait = wait
+        self.statusBar().showMessage("Reading " + ", ".join(os.path.basename(p) or p for p in paths) + " …")
+        self.loader.open_paths(paths, wait=wait)
+
+    def _on_discovered(self, sources: list, problems: list[str]) -> None:
+        for p in problems:
+            self.report_problem(p)
+        if not sources:
+            if not problems:
+                self.report_problem("No images found")
+            return  # the open study stays open
+        self.sources = sources
+        self.series_browser.set_sources(sources)
+        for p in getattr(self, "_pending_paths", []):
+            self._add_recent(p)
+        wait = getattr(self, "_wait", False)
+        self.load_source(sources[0], wait=wait)
+
+    def load_source(self, source, wait: bool = False) -> None:
+        self.statusBar().showMessage(f"Loading {source.id} …")
+        self.loader.load(source, wait=wait or getattr(self, "_wait", False))
+
+    def _on_loaded(self, source, volume) -> None:
+        self.current_source = source
+        key = self._image_key(source)
+        self.session.set_volume(volume, source.id, measurements=load_measurements(key))
+        self.grid.set_layout(self.grid.layout_name if not volume.is_2d else "single")
+        self.actions_.sync_to_volume(volume)
+        self.series_browser.highlight(source.id)
+        self.tag_browser.set_source(source)
+        for w in volume.warnings:
+            self.problems.append(f"{source.id}: {w}")
+        self.statusBar().showMessage(f"{source.id}: {volume.describe()}"
+                                     + (f" — {volume.warnings[0]}" if volume.warnings else ""), 10000)
+        self._sync_slider()
+        self.volume_shown.emit(source.id)
+
+    @staticmethod
+    def _image_key(source) -> str:
+        return "|".join(sorted(source.files)[:1] + [source.id])
+
+    def _save_measurements(self) -> None:
+        if self.current_source is not None and self.session.volume is not None:
+            try:
+                save_measurements(self._image_key(self.current_source), self.session.measurements)
+            except OSError as exc:
+                self.statusBar().showMessage(f"Could not save measurements: {exc}", 5000)
+
+    def report_problem(self, message: str) -> None:
+        """Tell the user without blocking; the open study stays open."""
+        self.problems.append(message)
+        self.statusBar().showMessage(message, 15000)
+        self.problem.emit(message)
+        if os.environ.get("MEDVIEWER_NO_DIALOGS"):
+            return
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Warning, "MedViewer", message,
+                                    QtWidgets.QMessageBox.Ok, self)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        box.open()
+
+    # --- recent files and settings ----------------------------------------------------
+    def recent_files(self) -> list[str]:
+        value = settings().value("recent", [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def _add_recent(self, path: str) -> None:
+        recent = [path] + [p for p in self.recent_files() if p != path]
+        settings().setValue("recent", recent[:MAX_RECENT])
+        self.actions_.refresh_recent()
+
+    def _restore_settings(self) -> None:
+        s = settings()
+        if s.value("geometry") is not None:
+            self.restoreGeometry(s.value("geometry"))
+        else:
+            self.resize(1400, 850)
+            self._size_docks = True
+        if s.value("state") is not None:
+            self.restoreState(s.value("state"))
+        layout = s.value("layout", "1x3")
+        if layout in ("single", "1x3", "2x2"):
+            self.set_layout(layout)
+
+    def showEvent(self, ev) -> None:
+        super().showEvent(ev)
+        if getattr(self, "_size_docks", False):  # first run: give the views the room
+            self._size_docks = False
+            self.resizeDocks([self.docks["Series"], self.docks["Measurements"]], [240, 260], Qt.Horizontal)
+
+    def closeEvent(self, ev) -> None:
+        self.cine_timer.stop()
+        s = settings()
+        s.setValue("geometry", self.saveGeometry())
+        s.setValue("state", self.saveState())
+        s.setValue("layout", self.grid.layout_name)
+        self.loader.shutdown()
+        super().closeEvent(ev)
+
+    # --- view commands (menus, toolbar, CLI) ---------------------------------------------
+    def set_layout(self, name: str, plane: str | None = None) -> None:
+        self.grid.set_layout(name, plane)
+        self.actions_.check_layout(self.grid.layout_name)
+        self._sync_slider()
+
+    def apply_preset(self, name: str) -> None:
+        self.session.apply_preset(name)
+
+    def set_tool(self, tool: str) -> None:
+        for view in self.grid.views.values():
+            view.set_tool(tool)
+
+    def set_cine(self, playing: bool, fps: float | None = None) -> None:
+        if fps:
+            self.cine_timer.setInterval(int(1000 / fps))
+        if playing:
+            self.cine_timer.start()
+        else:
+            self.cine_timer.stop()
+
+    def _cine_step(self) -> None:
+        view = self.grid.active_view()
+        g = view.geometry_
+        if g is None:
+            return
+        k = (int(self.session.cursor[g.normal_axis]) + 1) % g.n_slices
+        view.set_slice(k)
+
+    def _sync_slider(self, *_args) -> None:
+        view = self.grid.active_view()
+        g = view.geometry_
+        slider = self.actions_.slice_slider
+        if g is None:
+            return
+        slider.blockSignals(True)
+        slider.setRange(0, g.n_slices - 1)
+        slider.setValue(int(self.session.cursor[g.normal_axis]))
+        slider.blockSignals(False)
+
+    # --- drag and drop -------------------------------------------------------------------
+    def dragEnterEvent(self, ev) -> None:
+        if ev.mimeData().hasUrls():
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev) -> None:
+        paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.open_paths(paths)
+
+    def presets(self) -> list[str]:
+        return list(CT_PRESETS)

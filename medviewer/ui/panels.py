@@ -1,0 +1,98 @@
+"""Small docked panels: layers and measurements."""
+from __future__ import annotations
+
+from medviewer.core.session import Session
+from medviewer.ui.qt import Qt, QtWidgets
+
+
+class LayerPanel(QtWidgets.QWidget):
+    """The layers drawn in the views, top first, each with visibility and opacity.
+
+    Today: the image layer; label and heatmap layers are added through add_layer()."""
+
+    def __init__(self, session: Session, grid, parent=None):
+        super().__init__(parent)
+        self.session, self.grid = session, grid
+        self.list = QtWidgets.QListWidget()
+        self.opacity = QtWidgets.QSlider(Qt.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(100)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.list)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(QtWidgets.QLabel("Opacity"))
+        row.addWidget(self.opacity)
+        layout.addLayout(row)
+        self._layers: dict[str, list] = {}  # name -> image items in every view
+        self.list.itemChanged.connect(self._visibility_changed)
+        self.opacity.valueChanged.connect(self._opacity_changed)
+        self.list.currentItemChanged.connect(self._current_changed)
+        session.volume_changed.connect(self._reset)
+
+    def _reset(self) -> None:
+        self.list.clear()
+        self._layers.clear()
+        self.add_layer(f"Image: {self.session.source_id}", [v.image_item for v in self.grid.views.values()])
+
+    def add_layer(self, name: str, items: list) -> None:
+        item = QtWidgets.QListWidgetItem(name)
+        item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+        item.setCheckState(Qt.Checked)
+        self.list.insertItem(0, item)
+        self._layers[name] = items
+        self.list.setCurrentItem(item)
+
+    def _visibility_changed(self, item) -> None:
+        for gi in self._layers.get(item.text(), []):
+            gi.setVisible(item.checkState() == Qt.Checked)
+
+    def _current_changed(self, item, _previous) -> None:
+        if item is not None and self._layers.get(item.text()):
+            self.opacity.blockSignals(True)
+            self.opacity.setValue(round(self._layers[item.text()][0].opacity() * 100))
+            self.opacity.blockSignals(False)
+
+    def _opacity_changed(self, value: int) -> None:
+        item = self.list.currentItem()
+        if item is not None:
+            for gi in self._layers.get(item.text(), []):
+                gi.setOpacity(value / 100.0)
+
+
+class MeasurementPanel(QtWidgets.QWidget):
+    """Every distance and angle of this image; select to jump there, Delete to remove."""
+
+    def __init__(self, session: Session, grid, parent=None):
+        super().__init__(parent)
+        self.session, self.grid = session, grid
+        self.list = QtWidgets.QListWidget()
+        self.delete_button = QtWidgets.QPushButton("Delete")
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.list)
+        layout.addWidget(self.delete_button)
+        self.delete_button.clicked.connect(self.delete_selected)
+        self.list.itemDoubleClicked.connect(self._jump)
+        session.measurements_changed.connect(self.refresh)
+
+    def refresh(self) -> None:
+        self.list.clear()
+        for m in self.session.measurements:
+            item = QtWidgets.QListWidgetItem(f"{m.kind.capitalize()} {m.label()}  ({m.plane} {m.slice_index + 1})")
+            item.setData(Qt.UserRole, m.id)
+            self.list.addItem(item)
+
+    def delete_selected(self) -> None:
+        item = self.list.currentItem()
+        if item is not None:
+            self.session.remove_measurement(item.data(Qt.UserRole))
+
+    def _jump(self, item) -> None:
+        m = next((m for m in self.session.measurements if m.id == item.data(Qt.UserRole)), None)
+        if m is not None and m.plane in self.grid.views:
+            self.grid.views[m.plane].set_slice(m.slice_index)
+
+    def keyPressEvent(self, ev) -> None:
+        if ev.key() in (Qt.Key_Delete, Qt.Key_Backspace):
+            self.delete_selected()
+        else:
+            super().keyPressEvent(ev)

@@ -1,0 +1,370 @@
+"""One slice view (axial, coronal or sagittal) of the session's volume, in physical millimetres.
+
+Mouse: left click/drag moves the crosshair (or places measurement points), wheel scrolls slices,
+Ctrl+wheel zooms, middle drag pans, right drag changes window (horizontal) and level (vertical).
+Keys: arrows / Page Up / Page Down scroll, F fits the image to the view.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from medviewer.core.display import Window
+from medviewer.core.measurements import Measurement
+from medviewer.core.session import Session
+from medviewer.core.slicing import PlaneGeometry, plane_geometry
+from medviewer.ui.qt import Qt, QtCore, QtGui, QtWidgets, Signal, pg
+from medviewer.ui.view_overlay import ViewOverlay
+
+CROSSHAIR_COLOURS = {"axial": (255, 80, 80), "coronal": (80, 200, 80), "sagittal": (90, 140, 255)}
+GREY = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+GREY_INVERTED = GREY[::-1].copy()
+
+
+_INT16_VALUES = np.arange(65536, dtype=np.uint16).view(np.int16).astype(np.float32)
+
+
+def window_table_int16(window: Window, invert: bool) -> np.ndarray:
+    """Grey level (uint8) of every int16 value, indexed by the value's uint16 bit pattern."""
+    scale = 255.0 / max(window.width, 1e-6)
+    table = np.clip((_INT16_VALUES - window.low) * scale, 0, 255).astype(np.uint8)
+    return 255 - table if invert else table
+
+
+class _ViewBox(pg.ViewBox):
+    """Routes mouse gestures to the owning SliceView the way radiology viewers do."""
+
+    def __init__(self, owner: "SliceView"):
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self.owner = owner
+
+    def wheelEvent(self, ev, axis=None):
+        if ev.modifiers() & Qt.ControlModifier:
+            super().wheelEvent(ev, axis)
+        else:
+            delta = ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
+            self.owner.scroll(1 if delta > 0 else -1)
+            ev.accept()
+
+    def mouseDragEvent(self, ev, axis=None):
+        if ev.button() == Qt.MiddleButton:
+            super().mouseDragEvent(ev, axis)  # pan
+        elif ev.button() == Qt.RightButton:
+            ev.accept()
+            d = ev.screenPos() - ev.lastScreenPos()
+            self.owner.drag_window(d.x(), d.y())
+        elif ev.button() == Qt.LeftButton:
+            ev.accept()
+            self.owner.left_at(self.mapSceneToView(ev.scenePos()), dragging=not ev.isStart())
+        else:
+            ev.ignore()
+
+    def mouseClickEvent(self, ev):
+        if ev.button() == Qt.LeftButton:
+            ev.accept()
+            self.owner.left_at(self.mapSceneToView(ev.scenePos()), dragging=False)
+        else:
+            ev.ignore()
+
+
+class SliceView(QtWidgets.QWidget):
+    hovered = Signal(object)  # a Session.probe() dict for the voxel under the mouse
+    activated = Signal(str)  # the plane, when the user works in this view
+
+    def __init__(self, session: Session, plane: str, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.plane = plane
+        self.geometry_: PlaneGeometry | None = None
+        self.tool = "navigate"  # or "distance", "angle"
+        self._pending: list[np.ndarray] = []  # measurement points being placed (world mm)
+        self._slice_index = -1
+        self._measure_items: list = []
+        self.rotation = 0  # quarter turns, 2D images only
+        self.flip_h = False
+
+        self.graphics = pg.GraphicsView(self)
+        self.graphics.setFocusPolicy(Qt.NoFocus)
+        self.viewbox = _ViewBox(self)
+        self.graphics.setCentralItem(self.viewbox)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.image_item.setLookupTable(GREY)
+        self.label_item = pg.ImageItem(axisOrder="row-major")
+        self.label_item.setZValue(10)
+        self.viewbox.addItem(self.image_item)
+        self.viewbox.addItem(self.label_item)
+        colour = CROSSHAIR_COLOURS.get(plane, (255, 255, 0))
+        pen = pg.mkPen(colour, width=1)
+        self.h_line = pg.InfiniteLine(angle=0, movable=False, pen=pen)
+        self.v_line = pg.InfiniteLine(angle=90, movable=False, pen=pen)
+        for line in (self.h_line, self.v_line):
+            line.setZValue(20)
+            self.viewbox.addItem(line, ignoreBounds=True)
+        self.overlay = ViewOverlay(self.graphics, plane.capitalize(), colour)
+        self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.viewbox.sigRangeChanged.connect(lambda *_: self.overlay.set_scale(self.pixels_per_mm()))
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.graphics)
+        self.setFocusPolicy(Qt.StrongFocus)
+        self.setMinimumSize(120, 120)
+
+        self._labels: np.ndarray | None = None
+        self._lut16: np.ndarray | None = None
+        session.volume_changed.connect(self._on_volume)
+        session.cursor_changed.connect(self._on_cursor)
+        session.window_changed.connect(self._on_window)
+        session.measurements_changed.connect(self._draw_measurements)
+        if session.volume is not None:
+            self._on_volume()
+            self._on_cursor(session.cursor)
+            self._on_window(session.window, session.invert)
+
+    # --- model -> view ----------------------------------------------------------------
+    def _on_volume(self) -> None:
+        volume = self.session.volume
+        self.geometry_ = plane_geometry(volume, self.plane)
+        self._slice_index = -1
+        self._labels = None
+        self._lut16 = None
+        self.label_item.clear()
+        self.image_item.clear()
+        self._pending.clear()
+        g = self.geometry_
+        self.overlay.title = "Image" if volume.is_2d else self.plane.capitalize()
+        self.overlay.set_letters(None if volume.is_2d and volume.metadata.get("source") != "dicom" else g.labels)
+        self.fit()
+
+    def _set_rect(self) -> None:
+        w, h = self._display_extent()
+        rect = QtCore.QRectF(0, 0, w, h)
+        for item in (self.image_item, self.label_item):
+            if item.image is not None:
+                item.setRect(rect)
+
+    def _display_extent(self) -> tuple[float, float]:
+        g = self.geometry_
+        w, h = g.extent_mm
+        return (h, w) if self.rotation % 2 else (w, h)
+
+    def _transform(self, plane: np.ndarray) -> np.ndarray:
+        if self.flip_h:
+            plane = plane[:, ::-1]
+        if self.rotation:
+            plane = np.rot90(plane, -self.rotation)  # clockwise quarter turns
+        return plane
+
+    def _on_cursor(self, cursor) -> None:
+        g = self.geometry_
+        if g is None:
+            return
+        col, row, k = g.pixel_from_index(cursor)
+        if int(k) != self._slice_index:
+            self._slice_index = int(k)
+            self._show_slice()
+        x, y = self._mm_from_pixel(col, row)
+        self.v_line.setPos(x)
+        self.h_line.setPos(y)
+        self.overlay.set_slice(self._slice_index, g.n_slices)
+
+    def _show_slice(self) -> None:
+        g = self.geometry_
+        volume = self.session.volume
+        image = self._transform(g.slice(volume.data, self._slice_index))
+        reshaped = self.image_item.image is None or self.image_item.image.shape[:2] != image.shape[:2]
+        if self._lut16 is not None:  # int16: window through a 64K table to 8 bits (pyqtgraph's fast path)
+            bits = image.view(np.uint16) if image.strides[-1] == image.itemsize else image.astype(np.uint16)
+            self.image_item.setImage(self._lut16.take(bits), autoLevels=False, levels=None)
+        else:
+            w = self.session.window
+            self.image_item.setImage(image, autoLevels=False, levels=(w.low, w.high))
+        if self._labels is not None:
+            # uint8 labels without levels take pyqtgraph's indexed-colour fast path (lut = colour table)
+            self.label_item.setImage(self._transform(g.slice(self._labels, self._slice_index)), autoLevels=False)
+        if reshaped:  # the item maps pixels to mm through its rect, which needs the image size
+            self._set_rect()
+        self._draw_measurements()
+
+    def _on_window(self, window: Window, invert: bool) -> None:
+        volume = self.session.volume
+        if volume is not None and volume.data.dtype == np.int16 and not volume.is_rgb:
+            self._lut16 = window_table_int16(window, invert)
+            self.image_item.setLookupTable(None)
+            if self._slice_index >= 0:
+                self._show_slice()
+        else:
+            self._lut16 = None
+            rgb = volume is not None and volume.is_rgb
+            self.image_item.setLookupTable(None if rgb else (GREY_INVERTED if invert else GREY))
+            self.image_item.setLevels((window.low, window.high))
+        self.overlay.set_window(window, self.session.volume.modality if self.session.volume else "")
+
+    # --- label overlay (annotation layers plug in here) ----------------------------------
+    def set_label_volume(self, labels: np.ndarray | None, lut: np.ndarray | None = None) -> None:
+        """Show an integer label map (same grid as the image) through an RGBA colour table."""
+        if labels is not None and labels.dtype != np.uint8:
+            if labels.max(initial=0) > 255:
+                raise ValueError("label values above 255 need a larger colour table")
+            labels = labels.astype(np.uint8)
+        self._labels = labels
+        if labels is None:
+            self.label_item.clear()
+            return
+        # a colour table just long enough for the values present (pyqtgraph rebuilds it on every render)
+        n = int(labels.max(initial=0)) + 1
+        table = np.zeros((max(n, 2), 4), np.uint8)
+        table[: min(len(lut), len(table))] = lut[: len(table)]
+        self.label_item.setLookupTable(table)
+        self.label_item.setLevels(None)
+        if self.geometry_ is not None and self._slice_index >= 0:
+            self.label_item.clear()
+            self._show_slice()
+
+    def set_label_visible(self, visible: bool, opacity: float = 1.0) -> None:
+        self.label_item.setVisible(visible)
+        self.label_item.setOpacity(opacity)
+
+    # --- coordinates -------------------------------------------------------------------
+    def _mm_from_pixel(self, col: float, row: float) -> tuple[float, float]:
+        """View (mm) coordinates of the centre of geometry pixel (col, row)."""
+        g = self.geometry_
+        c, r = col, row
+        if self.flip_h:
+            c = g.n_h - 1 - c
+        w, h = g.n_h, g.n_v
+        for _ in range(self.rotation % 4):  # clockwise: (c, r) -> (h - 1 - r, c)
+            c, r, w, h = h - 1 - r, c, h, w
+        hs, vs = (g.v_spacing, g.h_spacing) if self.rotation % 2 else (g.h_spacing, g.v_spacing)
+        return (c + 0.5) * hs, (r + 0.5) * vs
+
+    def index_at(self, point: QtCore.QPointF) -> np.ndarray:
+        """Continuous (x, y, z) voxel index under a view-coordinate point (mm)."""
+        g = self.geometry_
+        rot = self.rotation % 4
+        hs, vs = (g.v_spacing, g.h_spacing) if rot % 2 else (g.h_spacing, g.v_spacing)
+        c, r = point.x() / hs - 0.5, point.y() / vs - 0.5
+        w, h = (g.n_v, g.n_h) if rot % 2 else (g.n_h, g.n_v)
+        for _ in range(rot):  # undo one clockwise turn: (c, r) <- (r, w - 1 - c)
+            c, r, w, h = r, w - 1 - c, h, w
+        if self.flip_h:
+            c = g.n_h - 1 - c
+        return g.index_from_pixel(c, r, self._slice_index)
+
+    def pixels_per_mm(self) -> float:
+        (x0, x1), _ = self.viewbox.viewRange()
+        width = self.viewbox.width()
+        return width / (x1 - x0) if x1 > x0 and width > 0 else 0.0
+
+    # --- user actions ------------------------------------------------------------------
+    def scroll(self, delta: int) -> None:
+        if self.geometry_ is not None:
+            self.activated.emit(self.plane)
+            self.session.move_along(self.geometry_.normal_axis, delta)
+
+    def set_slice(self, k: int) -> None:
+        if self.geometry_ is not None:
+            ijk = self.session.cursor.copy()
+            ijk[self.geometry_.normal_axis] = k
+            self.session.set_cursor(ijk)
+
+    def fit(self) -> None:
+        if self.geometry_ is not None:
+            w, h = self._display_extent()
+            self.viewbox.setRange(QtCore.QRectF(0, 0, w, h), padding=0.02)
+
+    def zoom(self, factor: float) -> None:
+        self.viewbox.scaleBy((1 / factor, 1 / factor))
+
+    def drag_window(self, dx: float, dy: float) -> None:
+        w = self.session.window
+        scale = max(w.width, 1.0) / 256.0
+        self.session.set_window(w.adjusted(dx * scale, dy * scale))
+
+    def left_at(self, point: QtCore.QPointF, dragging: bool) -> None:
+        if self.geometry_ is None:
+            return
+        self.activated.emit(self.plane)
+        ijk = self.index_at(point)
+        if self.tool == "navigate":
+            self.session.set_cursor(ijk)
+            return
+        if dragging:
+            return
+        self._pending.append(self.session.volume.index_to_world(ijk))
+        need = 2 if self.tool == "distance" else 3
+        if len(self._pending) == need:
+            m = Measurement(self.tool, np.array(self._pending), plane=self.plane, slice_index=self._slice_index)
+            self._pending.clear()
+            self.session.add_measurement(m)
+        else:
+            self._draw_measurements()
+
+    def set_tool(self, tool: str) -> None:
+        self.tool = tool
+        self._pending.clear()
+        self._draw_measurements()
+
+    def set_display_transform(self, rotation: int, flip_h: bool) -> None:
+        self.rotation, self.flip_h = rotation % 4, flip_h
+        if self.geometry_ is not None:
+            self._show_slice()
+            self._set_rect()
+            self._on_cursor(self.session.cursor)
+            self.fit()
+
+    def _mouse_moved(self, scene_pos) -> None:
+        if self.geometry_ is None or not self.viewbox.sceneBoundingRect().contains(scene_pos):
+            return
+        ijk = self.index_at(self.viewbox.mapSceneToView(scene_pos))
+        self.hovered.emit(self.session.probe(np.round(ijk)))
+
+    def keyPressEvent(self, ev: QtGui.QKeyEvent) -> None:
+        steps = {Qt.Key_Up: 1, Qt.Key_Right: 1, Qt.Key_Down: -1, Qt.Key_Left: -1}
+        if ev.key() in steps:
+            self.scroll(steps[ev.key()])
+        elif ev.key() in (Qt.Key_PageUp, Qt.Key_PageDown) and self.geometry_ is not None:
+            step = max(1, self.geometry_.n_slices // 10)
+            self.scroll(step if ev.key() == Qt.Key_PageUp else -step)
+        elif ev.key() == Qt.Key_F:
+            self.fit()
+        elif ev.key() == Qt.Key_Escape:
+            self._pending.clear()
+            self._draw_measurements()
+        else:
+            super().keyPressEvent(ev)
+
+    # --- measurements drawn on this slice ----------------------------------------------
+    def _draw_measurements(self) -> None:
+        if not self._measure_items and not self._pending and not self.session.measurements:
+            return
+        for item in self._measure_items:
+            self.viewbox.removeItem(item)
+        self._measure_items.clear()
+        if self.geometry_ is None or self.session.volume is None:
+            return
+        shown = [(m.points, m.label()) for m in self.session.measurements
+                 if m.plane == self.plane and m.slice_index == self._slice_index]
+        if self._pending:
+            shown.append((np.array(self._pending), ""))
+        volume = self.session.volume
+        for points, text in shown:
+            xy = []
+            for p in points:
+                col, row, _ = self.geometry_.pixel_from_index(volume.world_to_index(p))
+                xy.append(self._mm_from_pixel(col, row))
+            xy = np.array(xy)
+            line = pg.PlotDataItem(xy[:, 0], xy[:, 1], pen=pg.mkPen((255, 220, 0), width=2),
+                                   symbol="o", symbolSize=6, symbolBrush=(255, 220, 0))
+            line.setZValue(30)
+            self.viewbox.addItem(line, ignoreBounds=True)
+            self._measure_items.append(line)
+            if text:
+                label = pg.TextItem(text, color=(255, 220, 0), anchor=(0, 1))
+                label.setPos(*xy[-1])
+                label.setZValue(31)
+                self.viewbox.addItem(label, ignoreBounds=True)
+                self._measure_items.append(label)
+
+    def resizeEvent(self, ev) -> None:
+        super().resizeEvent(ev)
+        self.overlay.setGeometry(self.graphics.rect())
+        self.overlay.set_scale(self.pixels_per_mm())

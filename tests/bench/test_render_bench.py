@@ -1,0 +1,106 @@
+"""Slice-change repaint of the viewer against bare pyqtgraph, measured in the same run.
+
+Run: python -m pytest tests/bench/test_render_bench.py --bench -s
+Criterion (issue 3): median <= 8 ms for a 512x512 CT slice with a label overlay, and at most 1.5x
+bare pyqtgraph drawing the same thing (an ImageItem for the slice and one for the label overlay,
+updated and repainted in a same-sized view). The ratio to a single bare ImageItem without the
+overlay is printed too.
+"""
+import os
+import statistics
+import time
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("MEDVIEWER_NO_DIALOGS", "1")
+
+from tests.conftest import DEMO  # noqa: E402
+
+MAX_MS, MAX_RATIO, ROUNDS = 8.0, 1.5, 5
+
+
+def _label_lut() -> np.ndarray:
+    lut = np.zeros((256, 4), np.uint8)
+    lut[1] = (255, 60, 60, 110)
+    lut[2] = (60, 160, 255, 160)
+    return lut
+
+
+def test_slice_change_repaint(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDVIEWER_SETTINGS", str(tmp_path / "s.ini"))
+    monkeypatch.setenv("MEDVIEWER_DATA_DIR", str(tmp_path / "d"))
+    from medviewer.ui.main_window import MainWindow
+    from medviewer.ui.qt import QtCore, QtWidgets, application, pg
+
+    app = application()
+    win = MainWindow()
+    win.resize(1200, 900)
+    win.show()
+    win.open_paths([str(DEMO / "ct_chest_20")], wait=True)
+    win.set_layout("single", "axial")
+    view = win.grid.views["axial"]
+    volume = win.session.volume
+    labels = np.zeros(volume.data.shape, np.uint8)
+    labels[volume.data > -300] = 1
+    labels[volume.data > 300] = 2
+    view.set_label_volume(labels, _label_lut())
+    app.processEvents()
+    size = view.graphics.size()
+
+    bare = pg.GraphicsView()
+    vb = pg.ViewBox(lockAspect=True, invertY=True)
+    bare.setCentralItem(vb)
+    item = pg.ImageItem(axisOrder="row-major")
+    vb.addItem(item)
+    bare.resize(size)
+    bare.show()
+    item.setImage(volume.data[0], autoLevels=False, levels=(-160, 240))
+    overlay = pg.ImageItem(axisOrder="row-major")
+    overlay.setLookupTable(_label_lut()[:3])
+    vb.addItem(overlay)
+    vb.autoRange()
+    app.processEvents()
+
+    def bare_image(k):
+        item.setImage(volume.data[k], autoLevels=False, levels=(-160, 240))
+        bare.viewport().repaint()
+
+    def bare_image_and_overlay(k):
+        item.setImage(volume.data[k], autoLevels=False, levels=(-160, 240))
+        overlay.setImage(labels[k], autoLevels=False)
+        bare.viewport().repaint()
+
+    def medviewer_view(k):
+        view.set_slice(k)
+        view.graphics.viewport().repaint()
+
+    runs = {"medviewer SliceView + labels": medviewer_view,
+            "bare ImageItem + label item": bare_image_and_overlay,
+            "bare ImageItem, no labels": bare_image}
+    times = {name: [] for name in runs}
+    n = volume.shape[0]
+    for _ in range(ROUNDS):  # interleaved, so that machine load hits all alike
+        for name, fn in runs.items():
+            if name == "bare ImageItem, no labels":
+                overlay.setVisible(False)
+            for k in range(n):
+                t = time.perf_counter()
+                fn(k)
+                times[name].append(time.perf_counter() - t)
+            overlay.setVisible(True)
+    med = {name: statistics.median(t) * 1000 for name, t in times.items()}
+    ours = med["medviewer SliceView + labels"]
+    ratio = ours / med["bare ImageItem + label item"]
+    print(f"\nSlice change + repaint, 512x512 CT with label overlay, view {size.width()}x{size.height()} px, "
+          f"{ROUNDS * n} changes each")
+    print(f"{'':32s}median ms   p90 ms   medviewer / this")
+    for name, t in times.items():
+        print(f"{name:32s}{med[name]:9.2f} {np.percentile(t, 90) * 1000:8.2f} {ours / med[name]:12.2f}")
+    print(f"criterion: median {ours:.2f} <= {MAX_MS} ms; ratio to bare pyqtgraph with the same overlay "
+          f"{ratio:.2f} <= {MAX_RATIO}")
+    win.close()
+    bare.close()
+    assert ours <= MAX_MS
+    assert ratio <= MAX_RATIO
