@@ -31,8 +31,10 @@ class MainWindow(QtWidgets.QMainWindow):
     volume_shown = QtCore.Signal(str)  # source id, once an image is on screen
     problem = QtCore.Signal(str)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, persistent: bool = True):
+        """persistent=False (screenshots): neither restore nor save window settings."""
         super().__init__(parent)
+        self.persistent = persistent
         self.setWindowTitle(f"MedViewer — {NOTICE}")
         self.session = Session()
         self.loader = Loader(self)
@@ -52,6 +54,9 @@ class MainWindow(QtWidgets.QMainWindow):
                                    ("DICOM tags", self.tag_browser, Qt.RightDockWidgetArea)]:
             dock = QtWidgets.QDockWidget(name, self)
             dock.setObjectName(f"dock-{name}")
+            # panels keep the width the user gives them; their contents must not push the views aside
+            widget.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Preferred)
+            widget.setMinimumWidth(140)
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
             self.docks[name] = dock
@@ -72,7 +77,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.grid.active_changed.connect(lambda *_: self._sync_slider())
         for view in self.grid.views.values():
             view.hovered.connect(self.show_probe)
-        self._restore_settings()
+        if persistent:
+            self._restore_settings()
+        else:
+            self._size_docks = True
 
     # --- status bar -----------------------------------------------------------------
     def _build_status_bar(self) -> None:
@@ -117,7 +125,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return  # the open study stays open
         self.sources = sources
         self.series_browser.set_sources(sources)
-        for p in getattr(self, "_pending_paths", []):
+        for p in getattr(self, "_pending_paths", []) if self.persistent else []:
             self._add_recent(p)
         wait = getattr(self, "_wait", False)
         self.load_source(sources[0], wait=wait)
@@ -191,15 +199,18 @@ class MainWindow(QtWidgets.QMainWindow):
         super().showEvent(ev)
         if getattr(self, "_size_docks", False):  # first run: give the views the room
             self._size_docks = False
-            self.resizeDocks([self.docks["Series"], self.docks["Measurements"]], [240, 260], Qt.Horizontal)
+            side = max(160, min(260, self.width() // 6))
+            self.resizeDocks([self.docks["Series"], self.docks["Measurements"]], [side, side], Qt.Horizontal)
 
     def closeEvent(self, ev) -> None:
         self.cine_timer.stop()
-        s = settings()
-        s.setValue("geometry", self.saveGeometry())
-        s.setValue("state", self.saveState())
-        s.setValue("layout", self.grid.layout_name)
+        if self.persistent:
+            s = settings()
+            s.setValue("geometry", self.saveGeometry())
+            s.setValue("state", self.saveState())
+            s.setValue("layout", self.grid.layout_name)
         self.loader.shutdown()
+        self.series_browser.shutdown()
         super().closeEvent(ev)
 
     # --- view commands (menus, toolbar, CLI) ---------------------------------------------

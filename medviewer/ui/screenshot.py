@@ -12,7 +12,7 @@ def render_screenshot(paths: list[str], out: str, layout: str = "mpr", preset: s
     from medviewer.ui.qt import application
 
     app = application()
-    win = MainWindow()
+    win = MainWindow(persistent=False)
     win.resize(*size)
     win.show()
     if series is not None:

@@ -126,10 +126,14 @@ def test_click_moves_the_crosshair_and_the_other_views_follow(win, qtbot):
 
 
 def test_status_bar_shows_index_world_and_hu_under_the_mouse(win):
+    win.set_layout("single", "axial")
     axial = win.grid.views["axial"]
+    axial.viewbox.setRange(QtCore.QRectF(270.0, 230.0, 60.0, 60.0), padding=0)  # zoomed: voxels > 5 px
+    QtCore.QCoreApplication.processEvents()
+    assert axial.pixels_per_mm() * 0.9765625 > 5
     z = int(win.session.cursor[2])
     x, y = screen_xy(axial, (300, 260, z))
-    axial._mouse_moved(axial.graphics.mapToScene(QtCore.QPoint(int(x), int(y))))
+    axial._mouse_moved(axial.graphics.mapToScene(QtCore.QPoint(round(x), round(y))))
     hu = win.session.volume.data[z, 260, 300]
     assert win.status_index.text() == f"voxel (300, 260, {z})"
     assert win.status_value.text() == f"{hu} HU"
