@@ -203,6 +203,7 @@ def load_series(series) -> Volume:
         "SeriesDescription": first.description,
         "PhotometricInterpretation": first.photometric,
         "TransferSyntaxes": series.transfer_syntaxes,
+        "oriented": first.orientation is not None,  # patient orientation known (letters can be shown)
     }
     for key in ("WindowCenter", "WindowWidth"):
         if key in header:

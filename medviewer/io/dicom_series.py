@@ -44,6 +44,13 @@ class DicomSeries(ImageSource):
 
         return load_series(self)
 
+    def preview(self) -> Volume:
+        """Only the middle slice is decoded: thumbnails of long series stay cheap."""
+        if len(self.frames) == 1 or self.grid_positions is not None:
+            return self.load()
+        middle = self.frames[len(self.frames) // 2]
+        return DicomSeries(self.id, [middle], []).load()
+
     @property
     def header(self):
         return self.frames[0].header

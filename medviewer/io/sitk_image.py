@@ -89,7 +89,8 @@ class FileImage(ImageSource):
             data = data[np.newaxis]
         return Volume(data=data, spacing=self.spacing, origin=self.origin, direction=self.direction,
                       modality=self.modality, is_2d=is_2d, warnings=list(self.warnings),
-                      metadata={"source": "file", "path": self.path, "format": self.description})
+                      metadata={"source": "file", "path": self.path, "format": self.description,
+                                "oriented": extension_of(self.path) not in RASTER})
 
 
 def _check_complete(path: str, image: sitk.Image) -> None:

@@ -29,6 +29,10 @@ class ImageSource:
     def load(self) -> Volume:  # pragma: no cover - implemented by subclasses
         raise NotImplementedError
 
+    def preview(self) -> Volume:
+        """A volume holding at least the middle slice, for thumbnails (the whole volume by default)."""
+        return self.load()
+
     def info(self) -> dict[str, Any]:
         return {
             "id": self.id,

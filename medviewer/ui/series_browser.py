@@ -1,7 +1,7 @@
 """Study/series list: one row per ImageSource with a thumbnail of its middle slice.
 
 Thumbnails come from volumes the caller has already loaded; the others are computed in
-worker threads (``source.load()``) and handed to the GUI thread through a queued signal,
+worker threads (``source.preview()``, the middle slice of a DICOM series) and handed to the GUI thread through a queued signal,
 so Qt objects are only ever touched on the GUI thread.
 """
 from __future__ import annotations
@@ -240,7 +240,7 @@ class SeriesBrowser(QWidget):
 
     def _compute(self, generation: int, source, size: int) -> None:  # worker thread: no Qt objects
         try:
-            array, error = thumbnail_array(source.load(), size), ""
+            array, error = thumbnail_array(source.preview(), size), ""
         except Exception as exc:
             array, error = None, _one_line(exc)
         try:

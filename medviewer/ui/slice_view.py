@@ -131,7 +131,7 @@ class SliceView(QtWidgets.QWidget):
         self._pending.clear()
         g = self.geometry_
         self.overlay.title = "Image" if volume.is_2d else self.plane.capitalize()
-        self.overlay.set_letters(None if volume.is_2d and volume.metadata.get("source") != "dicom" else g.labels)
+        self.overlay.set_letters(g.labels if volume.metadata.get("oriented", True) else None)
         self.fit()
 
     def _set_rect(self) -> None:

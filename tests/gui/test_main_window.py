@@ -249,3 +249,41 @@ def test_scrolling_never_reads_from_disk(win, monkeypatch):
             view.scroll(+1)
         view.scroll(-3)
     QtCore.QCoreApplication.processEvents()
+
+
+def _wheel(view, x, y, delta, modifiers=QtCore.Qt.NoModifier):
+    from medviewer.ui.qt import QtGui, QtWidgets
+
+    pos = QtCore.QPointF(x, y)
+    event = QtGui.QWheelEvent(pos, view.graphics.viewport().mapToGlobal(pos), QtCore.QPoint(0, 0),
+                              QtCore.QPoint(0, delta), QtCore.Qt.NoButton, modifiers,
+                              QtCore.Qt.NoScrollPhase, False)
+    QtWidgets.QApplication.sendEvent(view.graphics.viewport(), event)
+    QtCore.QCoreApplication.processEvents()
+
+
+def test_mouse_wheel_scrolls_and_ctrl_wheel_zooms(win):
+    axial = win.grid.views["axial"]
+    x, y = screen_xy(axial, (256, 256, int(win.session.cursor[2])))
+    z = int(win.session.cursor[2])
+    _wheel(axial, x, y, 120)
+    assert int(win.session.cursor[2]) == z + 1
+    _wheel(axial, x, y, -120)
+    _wheel(axial, x, y, -120)
+    assert int(win.session.cursor[2]) == z - 1
+    ppm = axial.pixels_per_mm()
+    _wheel(axial, x, y, 240, QtCore.Qt.ControlModifier)
+    assert axial.pixels_per_mm() > 1.2 * ppm and int(win.session.cursor[2]) == z - 1
+
+
+def test_middle_drag_pans(win, qtbot):
+    axial = win.grid.views["axial"]
+    (x0, _), _ = axial.viewbox.viewRange()
+    vp = axial.graphics.viewport()
+    start, end = QtCore.QPoint(150, 300), QtCore.QPoint(100, 300)
+    qtbot.mousePress(vp, QtCore.Qt.MiddleButton, pos=start)
+    for step in range(1, 6):
+        qtbot.mouseMove(vp, QtCore.QPoint(150 - 10 * step, 300))
+    qtbot.mouseRelease(vp, QtCore.Qt.MiddleButton, pos=end)
+    (x1, _), _ = axial.viewbox.viewRange()
+    assert x1 - x0 > 10  # dragged 50 px to the left: the view moved right by tens of mm

@@ -205,3 +205,10 @@ def test_mixed_folder_loads_every_series_and_reports_the_broken_file(tmp_path, d
 
 
 import pydicom.data  # noqa: E402
+
+
+def test_preview_decodes_only_the_middle_slice(ct, demo_ct):
+    source, volume = ct
+    preview = source.preview()
+    assert preview.shape == (1, 512, 512)
+    assert np.array_equal(preview.data[0], volume.data[10])
