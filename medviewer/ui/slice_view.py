@@ -209,10 +209,10 @@ class SliceView(QtWidgets.QWidget):
         if labels is None:
             self.label_item.clear()
             return
-        # a colour table just long enough for the values present (pyqtgraph rebuilds it on every render)
-        n = int(labels.max(initial=0)) + 1
-        table = np.zeros((max(n, 2), 4), np.uint8)
-        table[: min(len(lut), len(table))] = lut[: len(table)]
+        # 256 entries: pyqtgraph maps uint8 values onto the table by value * len / 256, so only a
+        # full table gives label value v the colour in row v
+        table = np.zeros((256, 4), np.uint8)
+        table[: min(len(lut), 256)] = lut[:256]
         self.label_item.setLookupTable(table)
         self.label_item.setLevels(None)
         if self.geometry_ is not None and self._slice_index >= 0:

@@ -58,7 +58,7 @@ def test_slice_change_repaint(tmp_path, monkeypatch):
     bare.show()
     item.setImage(volume.data[0], autoLevels=False, levels=(-160, 240))
     overlay = pg.ImageItem(axisOrder="row-major")
-    overlay.setLookupTable(_label_lut()[:3])
+    overlay.setLookupTable(_label_lut())
     vb.addItem(overlay)
     vb.autoRange()
     app.processEvents()

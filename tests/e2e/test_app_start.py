@@ -62,7 +62,8 @@ def _png_pixels(path):
     img = QtGui.QImage(str(path)).convertToFormat(QtGui.QImage.Format_RGB32)
     h, bpl = img.height(), img.bytesPerLine()
     arr = np.frombuffer(img.constBits(), np.uint8, count=bpl * h).reshape(h, bpl)
-    return arr[:, : img.width() * 4].reshape(h, img.width(), 4)[..., :3].copy()  # img's buffer dies with it
+    # RGB32 is B, G, R, A in memory; copy, as img's buffer dies with it
+    return arr[:, : img.width() * 4].reshape(h, img.width(), 4)[..., 2::-1].copy()
 
 
 @pytest.mark.parametrize("preset", ["lung", "bone"])

@@ -39,7 +39,7 @@ def grab(view) -> np.ndarray:
     img = view.graphics.grab().toImage().convertToFormat(view.graphics.grab().toImage().Format.Format_RGB32)
     w, h = img.width(), img.height()
     arr = np.frombuffer(img.constBits(), dtype=np.uint8, count=img.bytesPerLine() * h).reshape(h, img.bytesPerLine())
-    return arr[:, : w * 4].reshape(h, w, 4)[..., :3].copy()
+    return arr[:, : w * 4].reshape(h, w, 4)[..., 2::-1].copy()  # RGB32 is B, G, R, A in memory
 
 
 def screen_xy(view, ijk) -> tuple[int, int]:
@@ -287,3 +287,26 @@ def test_middle_drag_pans(win, qtbot):
     qtbot.mouseRelease(vp, QtCore.Qt.MiddleButton, pos=end)
     (x1, _), _ = axial.viewbox.viewRange()
     assert x1 - x0 > 10  # dragged 50 px to the left: the view moved right by tens of mm
+
+
+def test_label_overlay_is_coloured_exactly_where_the_mask_is(win):
+    axial = win.grid.views["axial"]
+    z = int(win.session.cursor[2])
+    labels = np.zeros(win.session.volume.data.shape, np.uint8)
+    labels[z, 200:300, 150:250] = 1
+    labels[z, 200:300, 300:400] = 7
+    lut = np.zeros((8, 4), np.uint8)
+    lut[1] = (255, 0, 0, 255)
+    lut[7] = (0, 0, 255, 255)
+    axial.set_label_volume(labels, lut)
+    pixels = grab(axial)
+    inside_red = pixels[tuple(int(v) for v in screen_xy(axial, (200, 250, z))[::-1])]
+    inside_blue = pixels[tuple(int(v) for v in screen_xy(axial, (350, 250, z))[::-1])]
+    outside = pixels[tuple(int(v) for v in screen_xy(axial, (275, 250, z))[::-1])]
+    assert inside_red[0] > 200 and inside_red[1] < 60 and inside_red[2] < 60
+    assert inside_blue[2] > 200 and inside_blue[0] < 60
+    assert abs(int(outside[0]) - int(outside[2])) < 10  # grey CT, no overlay colour
+    axial.scroll(+1)  # the label map lives on slice z only
+    moved = grab(axial)
+    p = moved[tuple(int(v) for v in screen_xy(axial, (200, 250, z + 1))[::-1])]
+    assert abs(int(p[0]) - int(p[2])) < 10
