@@ -13,6 +13,8 @@ if [ "${1:-}" = "--test" ]; then extras="[test]"; fi
 
 # Qt (PySide6) needs a few system libraries, even offscreen; install those a bare Debian/Ubuntu lacks
 SYSTEM_PACKAGES="libgl1 libegl1 libopengl0 libxkbcommon0 libfontconfig1 libfreetype6 libdbus-1-3 libglib2.0-0"
+# the tests validate DICOM SEG files with dciodvfy (dicom3tools)
+if [ "${1:-}" = "--test" ]; then SYSTEM_PACKAGES="$SYSTEM_PACKAGES dicom3tools"; fi
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then
     for pkg in $SYSTEM_PACKAGES; do

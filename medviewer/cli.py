@@ -1,4 +1,4 @@
-"""The command line: `medviewer [PATH...]`, `medviewer info`, `medviewer convert`."""
+"""The command line: `medviewer [PATH...]`, `medviewer info`, `medviewer convert`, `medviewer stats`."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ import sys
 from medviewer import __version__
 from medviewer.core.errors import MedViewerError
 
-COMMANDS = ("info", "convert", "view", "screenshot")
+COMMANDS = ("info", "convert", "view", "screenshot", "stats")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("input", help="file, folder or DICOMDIR")
     convert.add_argument("output", help="output file (.nii, .nii.gz, .nrrd, .mha)")
     convert.add_argument("--series", help="series id (from `medviewer info`) or its 1-based number")
+    from medviewer.cli_labels import add_parsers
+
+    add_parsers(sub, convert)  # `stats`, and `convert --seg/--reference` for label maps
 
     shot = sub.add_parser("screenshot", help="render the viewer offscreen to a PNG")
     shot.add_argument("input", help="file, folder or DICOMDIR")
@@ -54,7 +57,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "info":
             return cmd_info(args.path, args.json)
         if args.command == "convert":
+            if args.seg or args.reference:
+                from medviewer.cli_labels import cmd_convert_labels
+
+                return cmd_convert_labels(args)
             return cmd_convert(args.input, args.output, args.series)
+        if args.command == "stats":
+            from medviewer.cli_labels import cmd_stats
+
+            return cmd_stats(args)
         if args.command == "screenshot":
             from medviewer.app import run_screenshot
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from medviewer.core.display import Window, auto_window, default_window, preset
 from medviewer.core.events import Event
+from medviewer.core.labels import LabelMap
 from medviewer.core.measurements import Measurement
 from medviewer.core.volume import Volume
 
@@ -24,6 +25,10 @@ class Session:
         self.cursor_changed = Event()  # (cursor)
         self.window_changed = Event()  # (window, invert)
         self.measurements_changed = Event()  # ()
+        self.label_maps: list[LabelMap] = []
+        self.active_labels: LabelMap | None = None
+        self.active_value = 1
+        self.label_layers_changed = Event()  # () maps added/removed, active map or value changed
 
     # --- image --------------------------------------------------------------------
     def set_volume(self, volume: Volume, source_id: str = "",
@@ -34,6 +39,8 @@ class Session:
         self.window = self._default_window(volume)
         self.invert = bool(volume.invert_display)
         self.measurements = list(measurements or [])
+        self.label_maps = []
+        self.active_labels = None
         self.volume_changed.emit()
         self.window_changed.emit(self.window, self.invert)
         self.cursor_changed.emit(self.cursor)
@@ -86,6 +93,44 @@ class Session:
     def set_invert(self, invert: bool) -> None:
         self.invert = bool(invert)
         self.window_changed.emit(self.window, self.invert)
+
+    # --- label maps -------------------------------------------------------------------
+    def add_label_map(self, labels: LabelMap | None = None, name: str | None = None) -> LabelMap:
+        """Add (or create, empty, on the image grid) a label map and make it active."""
+        if self.volume is None:
+            raise ValueError("open an image before adding labels")
+        if labels is None:  # a new, empty map keeps the label the user has chosen
+            labels = LabelMap(self.volume.shape, name or f"Labels {len(self.label_maps) + 1}")
+            labels.table.add(value=self.active_value or 1)
+        elif labels.data.shape != self.volume.shape:
+            raise ValueError(f"label map shape {labels.data.shape} does not match the image {self.volume.shape}")
+        else:
+            values = [lab.value for lab in labels.table]
+            self.active_value = values[0] if values else 1
+        self.label_maps.append(labels)
+        self.active_labels = labels
+        self.label_layers_changed.emit()
+        return labels
+
+    def remove_label_map(self, labels: LabelMap) -> None:
+        self.label_maps = [m for m in self.label_maps if m is not labels]
+        if self.active_labels is labels:
+            self.active_labels = self.label_maps[-1] if self.label_maps else None
+        self.label_layers_changed.emit()
+
+    def set_active(self, labels: LabelMap | None = None, value: int | None = None) -> None:
+        if labels is not None:
+            self.active_labels = labels
+        if value is not None:
+            self.active_value = int(value)
+            if self.active_labels is not None and value and self.active_labels.table.get(value) is None:
+                self.active_labels.table.add(value=value)
+                self.active_labels.table_changed.emit()
+        self.label_layers_changed.emit()
+
+    def ensure_labels(self) -> LabelMap:
+        """The active label map, created on first use (a first stroke needs somewhere to go)."""
+        return self.active_labels if self.active_labels is not None else self.add_label_map()
 
     # --- measurements -------------------------------------------------------------
     def add_measurement(self, m: Measurement) -> None:

@@ -13,14 +13,17 @@ SHORTCUTS = [
     ("Move crosshair", "Left click or drag (Navigate tool)"),
     ("Fit to window", "F (in a view) or Ctrl+0"),
     ("Layouts: single / 1x3 / 2x2", "Ctrl+1 / Ctrl+2 / Ctrl+3"),
-    ("Presets: brain, lung, bone, abdomen, mediastinum", "1 / 2 / 3 / 4 / 5; auto window: 0"),
+    ("Presets: brain, lung, bone, abdomen, mediastinum", "Alt+1 … Alt+5; auto window: Alt+0"),
+    ("Active label 1 … 9", "1 … 9"),
+    ("Undo / redo a label edit", "Ctrl+Z / Ctrl+Shift+Z or Ctrl+Y"),
+    ("Close a polygon / cancel a shape", "Double-click or Enter / Esc"),
     ("Invert", "I"),
     ("Tools: navigate / distance / angle", "N / D / A; Esc cancels a measurement"),
     ("Cine play / stop", "Space"),
     ("Rotate / flip a 2D image", "R / H"),
     ("Open file / folder", "Ctrl+O / Ctrl+Shift+O"),
 ]
-PRESET_KEYS = {"brain": "1", "lung": "2", "bone": "3", "abdomen": "4", "mediastinum": "5"}
+PRESET_KEYS = {"brain": "Alt+1", "lung": "Alt+2", "bone": "Alt+3", "abdomen": "Alt+4", "mediastinum": "Alt+5"}
 
 
 class Actions:
@@ -76,7 +79,7 @@ class Actions:
         window_menu = bar.addMenu("&Window")
         for name in CT_PRESETS:
             self._action(window_menu, f"CT {name}", lambda _=False, n=name: win.apply_preset(n), PRESET_KEYS.get(name))
-        self._action(window_menu, "Automatic (percentiles)", lambda: win.apply_preset("auto"), "0")
+        self._action(window_menu, "Automatic (percentiles)", lambda: win.apply_preset("auto"), "Alt+0")
 
         tools_menu = bar.addMenu("&Tools")
         tool_group = QtGui.QActionGroup(win)

@@ -9,6 +9,7 @@ from medviewer.core.display import CT_PRESETS
 from medviewer.core.session import Session
 from medviewer.io.session_store import load_measurements, save_measurements
 from medviewer.ui.actions import build_actions
+from medviewer.ui.annotation_wiring import AnnotationWiring
 from medviewer.ui.loader import Loader
 from medviewer.ui.panels import LayerPanel, MeasurementPanel
 from medviewer.ui.qt import Qt, QtCore, QtWidgets
@@ -47,9 +48,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tag_browser = TagBrowser()
         self.layer_panel = LayerPanel(self.session, self.grid)
         self.measurement_panel = MeasurementPanel(self.session, self.grid)
+        self.annotation = AnnotationWiring(self)
         self.docks = {}
         for name, widget, area in [("Series", self.series_browser, Qt.LeftDockWidgetArea),
                                    ("Layers", self.layer_panel, Qt.LeftDockWidgetArea),
+                                   ("Annotation", self.annotation.panel, Qt.RightDockWidgetArea),
                                    ("Measurements", self.measurement_panel, Qt.RightDockWidgetArea),
                                    ("DICOM tags", self.tag_browser, Qt.RightDockWidgetArea)]:
             dock = QtWidgets.QDockWidget(name, self)
@@ -60,10 +63,12 @@ class MainWindow(QtWidgets.QMainWindow):
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
             self.docks[name] = dock
+        self.tabifyDockWidget(self.docks["Annotation"], self.docks["Measurements"])
         self.tabifyDockWidget(self.docks["Measurements"], self.docks["DICOM tags"])
-        self.docks["Measurements"].raise_()
+        self.docks["Annotation"].raise_()
         self._build_status_bar()
         self.actions_ = build_actions(self)
+        self.annotation.build_menus()
         self.cine_timer = QtCore.QTimer(self)
         self.cine_timer.timeout.connect(self._cine_step)
         self.setAcceptDrops(True)
@@ -147,6 +152,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(f"{source.id}: {volume.describe()}"
                                      + (f" — {volume.warnings[0]}" if volume.warnings else ""), 10000)
         self._sync_slider()
+        self.annotation.offer_recovery()
         self.volume_shown.emit(source.id)
 
     @staticmethod
@@ -203,6 +209,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.resizeDocks([self.docks["Series"], self.docks["Measurements"]], [side, side], Qt.Horizontal)
 
     def closeEvent(self, ev) -> None:
+        if not self.annotation.confirm_close():
+            ev.ignore()
+            return
         self.cine_timer.stop()
         if self.persistent:
             s = settings()
@@ -223,6 +232,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.apply_preset(name)
 
     def set_tool(self, tool: str) -> None:
+        """navigate, distance or angle; a paint tool is chosen through self.annotation.controller."""
+        self.annotation.controller.set_tool(None)
         for view in self.grid.views.values():
             view.set_tool(tool)
 

@@ -28,17 +28,25 @@ class LayerPanel(QtWidgets.QWidget):
         self.opacity.valueChanged.connect(self._opacity_changed)
         self.list.currentItemChanged.connect(self._current_changed)
         session.volume_changed.connect(self._reset)
+        session.label_layers_changed.connect(self._reset)
 
     def _reset(self) -> None:
+        self.list.blockSignals(True)
         self.list.clear()
         self._layers.clear()
+        self.list.blockSignals(False)
         self.add_layer(f"Image: {self.session.source_id}", [v.image_item for v in self.grid.views.values()])
+        for labels in self.session.label_maps:
+            items = [item for v in self.grid.views.values() for lm, item, _ in v._layer_items if lm is labels]
+            self.add_layer(f"Labels: {labels.name}", items)
 
     def add_layer(self, name: str, items: list) -> None:
         item = QtWidgets.QListWidgetItem(name)
         item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
-        item.setCheckState(Qt.Checked)
+        item.setCheckState(Qt.Checked if all(i.isVisible() for i in items) else Qt.Unchecked)
+        self.list.blockSignals(True)
         self.list.insertItem(0, item)
+        self.list.blockSignals(False)
         self._layers[name] = items
         self.list.setCurrentItem(item)
 

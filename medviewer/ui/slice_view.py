@@ -20,6 +20,18 @@ GREY = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
 GREY_INVERTED = GREY[::-1].copy()
 
 
+def outline(plane: np.ndarray) -> np.ndarray:
+    """Keep only label voxels on a boundary (a 4-neighbour holds another value)."""
+    edge = np.zeros(plane.shape, bool)
+    edge[1:, :] |= plane[1:, :] != plane[:-1, :]
+    edge[:-1, :] |= plane[:-1, :] != plane[1:, :]
+    edge[:, 1:] |= plane[:, 1:] != plane[:, :-1]
+    edge[:, :-1] |= plane[:, :-1] != plane[:, 1:]
+    edge[[0, -1], :] = True
+    edge[:, [0, -1]] = True
+    return np.where(edge, plane, 0).astype(plane.dtype, copy=False)
+
+
 _INT16_VALUES = np.arange(65536, dtype=np.uint16).view(np.int16).astype(np.float32)
 
 
@@ -54,14 +66,24 @@ class _ViewBox(pg.ViewBox):
             self.owner.drag_window(d.x(), d.y())
         elif ev.button() == Qt.LeftButton:
             ev.accept()
-            self.owner.left_at(self.mapSceneToView(ev.scenePos()), dragging=not ev.isStart())
+            point = self.mapSceneToView(ev.scenePos())
+            if self.owner.annotating():
+                if ev.isStart():  # the drag is reported once the mouse has moved: start where it was pressed
+                    self.owner.annotate("press", self.mapSceneToView(ev.buttonDownScenePos()))
+                self.owner.annotate("release" if ev.isFinish() else "drag", point)
+            else:
+                self.owner.left_at(point, dragging=not ev.isStart())
         else:
             ev.ignore()
 
     def mouseClickEvent(self, ev):
         if ev.button() == Qt.LeftButton:
             ev.accept()
-            self.owner.left_at(self.mapSceneToView(ev.scenePos()), dragging=False)
+            point = self.mapSceneToView(ev.scenePos())
+            if self.owner.annotating():
+                self.owner.annotate("double" if ev.double() else "click", point)
+            else:
+                self.owner.left_at(point, dragging=False)
         else:
             ev.ignore()
 
@@ -110,6 +132,10 @@ class SliceView(QtWidgets.QWidget):
 
         self._labels: np.ndarray | None = None
         self._lut16: np.ndarray | None = None
+        self._layer_items: list = []  # (LabelMap, ImageItem, callbacks) per label map, bottom first
+        self.label_outline = False
+        self.annotator = None  # the window's AnnotationController, when annotation tools are in use
+        session.label_layers_changed.connect(self._rebuild_label_layers)
         session.volume_changed.connect(self._on_volume)
         session.cursor_changed.connect(self._on_cursor)
         session.window_changed.connect(self._on_window)
@@ -137,7 +163,7 @@ class SliceView(QtWidgets.QWidget):
     def _set_rect(self) -> None:
         w, h = self._display_extent()
         rect = QtCore.QRectF(0, 0, w, h)
-        for item in (self.image_item, self.label_item):
+        for item in [self.image_item, self.label_item] + [it for _, it, _ in self._layer_items]:
             if item.image is not None:
                 item.setRect(rect)
 
@@ -180,6 +206,8 @@ class SliceView(QtWidgets.QWidget):
         if self._labels is not None:
             # uint8 labels without levels take pyqtgraph's indexed-colour fast path (lut = colour table)
             self.label_item.setImage(self._transform(g.slice(self._labels, self._slice_index)), autoLevels=False)
+        for labels, item, _ in self._layer_items:
+            self._render_layer(labels, item)
         if reshaped:  # the item maps pixels to mm through its rect, which needs the image size
             self._set_rect()
         self._draw_measurements()
@@ -218,6 +246,56 @@ class SliceView(QtWidgets.QWidget):
         if self.geometry_ is not None and self._slice_index >= 0:
             self.label_item.clear()
             self._show_slice()
+
+    # --- label map layers ------------------------------------------------------------------
+    def _rebuild_label_layers(self) -> None:
+        for labels, item, (on_change, on_table) in self._layer_items:
+            labels.changed.disconnect(on_change)
+            labels.table_changed.disconnect(on_table)
+            self.viewbox.removeItem(item)
+        self._layer_items = []
+        for z, labels in enumerate(self.session.label_maps):
+            item = pg.ImageItem(axisOrder="row-major")
+            item.setZValue(11 + z)
+            item.setLookupTable(labels.table.lut())
+            self.viewbox.addItem(item)
+
+            def on_change(region, labels=labels, item=item):
+                self._labels_changed(labels, item, region)
+
+            def on_table(labels=labels, item=item):
+                item.setLookupTable(labels.table.lut())
+
+            labels.changed.connect(on_change)
+            labels.table_changed.connect(on_table)
+            self._layer_items.append((labels, item, (on_change, on_table)))
+            if self.geometry_ is not None and self._slice_index >= 0:
+                self._render_layer(labels, item)
+
+    def _render_layer(self, labels, item) -> None:
+        plane = self._transform(self.geometry_.slice(labels.data, self._slice_index))
+        if self.label_outline:
+            plane = outline(plane)
+        reshaped = item.image is None or item.image.shape != plane.shape
+        item.setImage(plane, autoLevels=False)
+        if reshaped:
+            w, h = self._display_extent()
+            item.setRect(QtCore.QRectF(0, 0, w, h))
+
+    def _labels_changed(self, labels, item, region) -> None:
+        if self.geometry_ is None or self._slice_index < 0:
+            return
+        axis = 2 - self.geometry_.normal_axis  # numpy axis of this view's normal
+        sl = region[axis] if region is not None else slice(None)
+        start, stop, _ = sl.indices(labels.data.shape[axis])
+        if start <= self._slice_index < stop:
+            self._render_layer(labels, item)
+
+    def set_outline(self, outline_mode: bool) -> None:
+        self.label_outline = outline_mode
+        if self.geometry_ is not None and self._slice_index >= 0:
+            for labels, item, _ in self._layer_items:
+                self._render_layer(labels, item)
 
     def set_label_visible(self, visible: bool, opacity: float = 1.0) -> None:
         self.label_item.setVisible(visible)
@@ -298,6 +376,26 @@ class SliceView(QtWidgets.QWidget):
         else:
             self._draw_measurements()
 
+    def show_preview(self, points) -> None:
+        """Draw (or clear, with None) the outline of a shape being drawn; points are voxel indices."""
+        if getattr(self, "_preview", None) is None:
+            self._preview = pg.PlotDataItem(pen=pg.mkPen((255, 255, 255), width=1, style=Qt.DashLine))
+            self._preview.setZValue(40)
+            self.viewbox.addItem(self._preview, ignoreBounds=True)
+        if not points:
+            self._preview.setData([], [])
+            return
+        xy = np.array([self._mm_from_pixel(*self.geometry_.pixel_from_index(p)[:2]) for p in points])
+        self._preview.setData(xy[:, 0], xy[:, 1])
+
+    def annotating(self) -> bool:
+        return self.annotator is not None and self.annotator.active()
+
+    def annotate(self, kind: str, point: QtCore.QPointF) -> None:
+        if self.geometry_ is not None and self.session.volume is not None:
+            self.activated.emit(self.plane)
+            self.annotator.handle(self, kind, self.index_at(point))
+
     def set_tool(self, tool: str) -> None:
         self.tool = tool
         self._pending.clear()
@@ -326,6 +424,8 @@ class SliceView(QtWidgets.QWidget):
             self.scroll(step if ev.key() == Qt.Key_PageUp else -step)
         elif ev.key() == Qt.Key_F:
             self.fit()
+        elif self.annotator is not None and self.annotator.key(ev.key()):
+            pass
         elif ev.key() == Qt.Key_Escape:
             self._pending.clear()
             self._draw_measurements()

@@ -1,0 +1,132 @@
+"""Label commands: `medviewer stats IMAGE LABELS` and `medviewer convert ... --seg/--reference`.
+
+LABELS may be a label image (.nii, .nii.gz, .nrrd, .seg.nrrd), a DICOM SEG or an RT
+Structure Set; DICOM label objects are placed on the image through their references.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from medviewer.core.errors import MedViewerError
+
+SEG_CLASSES = ("1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7")  # as medviewer.io.dicom_seg
+RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
+
+
+def add_parsers(sub, convert) -> None:
+    """Add the `stats` command and the label options of `convert` to the main parser."""
+    stats = sub.add_parser("stats", help="per-label voxel counts, volumes and intensity statistics")
+    stats.add_argument("image", help="image file, folder or DICOMDIR")
+    stats.add_argument("labels", help="label image (.nii, .nii.gz, .nrrd, .seg.nrrd), DICOM SEG or RTSTRUCT")
+    stats.add_argument("--json", action="store_true", help="print a JSON list")
+    stats.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    stats.add_argument("--series", help="series id or 1-based number when IMAGE holds several")
+    stats.add_argument("--resample", action="store_true",
+                       help="resample labels of another grid onto the image (nearest neighbour)")
+    convert.add_argument("--seg", action="store_true",
+                         help="write the labels in INPUT as a DICOM SEG of the --reference series")
+    convert.add_argument("--reference", metavar="DICOM_FOLDER",
+                         help="the image the labels belong to (needed for --seg and for reading a SEG)")
+
+
+def dicom_sop_class(path: str) -> str:
+    """The SOP Class UID of a DICOM file, '' for anything else."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID", "Modality"])
+    except Exception:  # not DICOM (NIfTI, NRRD ...) or unreadable: let the label reader explain
+        return ""
+    if ds.get("Modality") == "RTSTRUCT":
+        return RTSTRUCT_STORAGE
+    return str(ds.get("SOPClassUID", "") or "")
+
+
+def _load_reference(path: str, series: str | None):
+    from medviewer.io import discover
+
+    found = discover(path)
+    for problem in found.problems:
+        print(f"medviewer: warning: {problem}", file=sys.stderr)
+    source = found.find(series)
+    volume = source.load()
+    for w in volume.warnings:
+        print(f"medviewer: warning: {w}", file=sys.stderr)
+    return source, volume
+
+
+def load_any_labels(path: str, source, volume, resample: bool = False):
+    """A LabelMap on VOLUME's grid from a label image, a DICOM SEG or an RTSTRUCT."""
+    from medviewer.io.label_io import LabelGeometryMismatch, load_labels, resample_labels_to
+
+    sop = dicom_sop_class(path)
+    dicom_source = source if getattr(source, "kind", "") == "dicom" else None
+    if sop in SEG_CLASSES:
+        from medviewer.io.dicom_seg import read_seg
+
+        return read_seg(path, dicom_source or volume)
+    if sop == RTSTRUCT_STORAGE:
+        from medviewer.io.rtstruct import import_rtstruct
+
+        return import_rtstruct(path, dicom_source, volume)
+    try:
+        return load_labels(path, volume)
+    except LabelGeometryMismatch as exc:
+        if not resample:
+            raise MedViewerError(f"{exc} (use --resample to resample them onto the image)") from None
+        print(f"medviewer: warning: {exc}; resampled (nearest neighbour)", file=sys.stderr)
+        return resample_labels_to(path, volume)
+
+
+def cmd_stats(args) -> int:
+    from medviewer.processing.label_stats import label_statistics, write_csv
+
+    source, volume = _load_reference(args.image, args.series)
+    labelmap = load_any_labels(args.labels, source, volume, args.resample)
+    stats = label_statistics(volume, labelmap)
+    if args.csv:
+        write_csv(stats, args.csv)
+    if args.json:
+        print(json.dumps(stats, indent=1))
+        return 0
+    size_key, unit = ("area_mm2", "mm2") if volume.is_2d else ("volume_mm3", "mm3")
+    print(f"{'label':>5}  {'name':<24} {'voxels':>10} {unit:>12} {'mean':>10} {'std':>10} {'min':>9} "
+          f"{'max':>9} {'median':>9}")
+    for row in stats:
+        nums = [row[k] for k in ("mean", "std", "min", "max", "median")]
+        text = " ".join(f"{v:>{w}.4g}" if v is not None else f"{'-':>{w}}" for v, w in zip(nums, (10, 10, 9, 9, 9)))
+        print(f"{row['label']:>5}  {row['name'][:24]:<24} {row['voxels']:>10} {row[size_key]:>12.6g} {text}")
+    if not stats:
+        print("(no labels)")
+    return 0
+
+
+def cmd_convert_labels(args) -> int:
+    """`convert LABELS OUT.dcm --seg --reference DIR`, `convert SEG.dcm OUT.nii.gz --reference DIR`,
+    and `convert LABELS OUT.nrrd --reference IMAGE` (label formats on the reference grid)."""
+    from medviewer.io.label_io import LABEL_EXTENSIONS, label_extension, save_labels
+
+    if not args.reference:
+        raise MedViewerError(f"{args.input}: --seg needs --reference DICOM_FOLDER (the series the labels belong to)")
+    out_is_labels = label_extension(args.output) in LABEL_EXTENSIONS
+    if args.seg and out_is_labels:
+        raise MedViewerError(f"{args.output}: --seg writes a DICOM SEG; name the output .dcm")
+    if not args.seg and not out_is_labels:
+        hint = " (add --seg to write a DICOM SEG)" if args.output.lower().endswith(".dcm") else ""
+        raise MedViewerError(f"{args.output}: labels are written as {', '.join(LABEL_EXTENSIONS)}{hint}")
+    source, volume = _load_reference(args.reference, args.series)
+    labelmap = load_any_labels(args.input, source, volume)
+    if args.seg:
+        from medviewer.io.dicom_seg import write_seg
+
+        if getattr(source, "kind", "") != "dicom":
+            raise MedViewerError(f"{args.reference}: a DICOM SEG needs a DICOM series as --reference")
+        write_seg(labelmap, volume, source, args.output)
+        what = "DICOM SEG"
+    else:
+        save_labels(labelmap, volume, args.output)
+        what = "labels"
+    present = labelmap.values_present()
+    print(f"wrote {args.output} ({what}, {len(present)} label(s) present: {', '.join(map(str, present)) or 'none'})")
+    return 0

@@ -1,0 +1,70 @@
+"""Autosave of label maps to a recovery file, so that a crash or kill loses seconds of work only."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+
+import numpy as np
+
+from medviewer.core.labels import Label, LabelMap, LabelTable
+from medviewer.io.session_store import data_dir
+
+
+def recovery_path(image_key: str) -> str:
+    digest = hashlib.sha1(image_key.encode()).hexdigest()[:16]
+    return str(data_dir() / "recovery" / f"{digest}.npz")
+
+
+def save_recovery(image_key: str, label_maps: list[LabelMap]) -> str:
+    """Write every label map (data + table) atomically; returns the file written."""
+    path = recovery_path(image_key)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tables = [{"name": m.name, "labels": [vars(lab) for lab in m.table]} for m in label_maps]
+    arrays = {f"map{i}": m.data for i, m in enumerate(label_maps)}
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, meta=np.frombuffer(json.dumps(
+        {"image": image_key, "saved": time.time(), "maps": tables}).encode(), dtype=np.uint8), **arrays)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(buffer.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load_recovery(image_key: str, shape: tuple[int, int, int]) -> list[LabelMap]:
+    """The autosaved label maps of this image ([] when there are none or they do not fit)."""
+    path = recovery_path(image_key)
+    if not os.path.isfile(path):
+        return []
+    try:
+        with np.load(path) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+            if meta.get("image") != image_key:
+                return []
+            maps = []
+            for i, info in enumerate(meta["maps"]):
+                data = z[f"map{i}"]
+                if data.shape != tuple(shape):
+                    return []
+                table = LabelTable({d["value"]: Label(**{**d, "colour": tuple(d["colour"])}) for d in info["labels"]})
+                maps.append(LabelMap(shape, info["name"], table, data=data))
+            return maps
+    except (OSError, ValueError, KeyError, TypeError):
+        return []  # a damaged recovery file must not stop the image from opening
+
+
+def recovery_time(image_key: str) -> float | None:
+    path = recovery_path(image_key)
+    return os.path.getmtime(path) if os.path.isfile(path) else None
+
+
+def discard_recovery(image_key: str) -> None:
+    try:
+        os.unlink(recovery_path(image_key))
+    except FileNotFoundError:
+        pass

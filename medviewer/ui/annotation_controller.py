@@ -1,0 +1,173 @@
+"""Annotation tools driven by the slice views' mouse events (a tool is a function of the event).
+
+Brush, eraser and threshold-limited paint draw discs (or spheres) of a radius in mm along the
+drag path, one undo step per stroke; polygon (click vertices, double-click closes), lasso (drag),
+rectangle and ellipse (drag a box), flood fill on the slice and region growing (click a seed).
+Locked labels are never overwritten: LabelMap.paint() enforces it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from medviewer.core.session import Session
+from medviewer.processing import label_tools, region_growing
+from medviewer.ui.qt import QtCore, Signal
+
+BRUSHES = ("brush", "eraser", "threshold")
+TOOLS = BRUSHES + ("polygon", "lasso", "rectangle", "ellipse", "fill", "grow")
+
+
+class AnnotationController(QtCore.QObject):
+    tool_changed = Signal(str)
+    message = Signal(str)
+
+    def __init__(self, session: Session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.tool: str | None = None
+        self.radius_mm = 5.0
+        self.brush_3d = False
+        self.low, self.high = -100.0, 200.0  # threshold-limited paint and threshold region growing
+        self.grow_mode = "confidence"  # or "threshold"
+        self.erase_active_only = False
+        self._points: list[np.ndarray] = []
+        self._stroke_start = 0
+        self._view = None
+
+    # --- state ------------------------------------------------------------------------
+    def active(self) -> bool:
+        return self.tool is not None
+
+    def set_tool(self, tool: str | None) -> None:
+        if tool is not None and tool not in TOOLS:
+            raise ValueError(f"unknown tool {tool!r}")
+        self._cancel()
+        self.tool = tool
+        self.tool_changed.emit(tool or "navigate")
+
+    def _cancel(self) -> None:
+        if self._view is not None:
+            self._view.show_preview(None)
+        self._points.clear()
+        self._view = None
+
+    # --- events -----------------------------------------------------------------------
+    def handle(self, view, kind: str, ijk: np.ndarray) -> None:
+        if self.tool is None or self.session.volume is None:
+            return
+        labels = self.session.ensure_labels()
+        normal = view.geometry_.normal_axis
+        ijk = np.asarray(ijk, dtype=float)
+        ijk[normal] = round(ijk[normal])
+        tool = self.tool
+        if tool in BRUSHES:
+            self._brush_event(labels, kind, ijk, None if self.brush_3d else normal)
+        elif tool == "polygon":
+            if kind in ("click", "press"):
+                self._points.append(ijk)
+                self._view = view
+                view.show_preview(self._points)
+            elif kind == "double" and len(self._points) >= 3:
+                self._fill(labels, label_tools.polygon(labels.data.shape, np.array(self._points), normal), "polygon")
+        elif tool == "lasso":
+            if kind == "press":
+                self._points, self._view = [ijk], view
+            elif kind == "drag":
+                self._points.append(ijk)
+                view.show_preview(self._points + [self._points[0]])
+            elif kind == "release" and len(self._points) >= 3:
+                self._fill(labels, label_tools.polygon(labels.data.shape, np.array(self._points), normal), "lasso")
+        elif tool in ("rectangle", "ellipse"):
+            if kind == "press":
+                self._points, self._view = [ijk], view
+            elif kind == "drag" and self._points:
+                a = self._points[0]
+                view.show_preview(_box_outline(a, ijk, view.geometry_))
+            elif kind == "release" and self._points:
+                a = self._points[0]
+                shape = labels.data.shape
+                if tool == "rectangle":
+                    result = label_tools.rectangle(shape, a, ijk, normal)
+                else:
+                    result = label_tools.ellipse(shape, self.session.volume.spacing, a, ijk, normal)
+                self._fill(labels, result, tool)
+        elif tool == "fill" and kind == "click":
+            self._fill(labels, label_tools.flood_fill_slice(labels.data, ijk, normal), "flood fill")
+        elif tool == "grow" and kind == "click":
+            self._grow(labels, ijk)
+
+    def key(self, key: int) -> bool:
+        """Enter closes a polygon, Escape cancels; True if the key was used."""
+        if key in (QtCore.Qt.Key_Return, QtCore.Qt.Key_Enter) and self.tool == "polygon" and len(self._points) >= 3:
+            labels = self.session.ensure_labels()
+            self._fill(labels, label_tools.polygon(labels.data.shape, np.array(self._points),
+                                                   self._view.geometry_.normal_axis), "polygon")
+            return True
+        if key == QtCore.Qt.Key_Escape and self._points:
+            self._cancel()
+            return True
+        return False
+
+    # --- tools ------------------------------------------------------------------------
+    def _brush_event(self, labels, kind: str, ijk: np.ndarray, normal) -> None:
+        volume = self.session.volume
+        if kind in ("press", "click"):
+            self._stroke_start = len(labels.undo_stack)
+            self._points = [ijk]
+            self._apply_brush(labels, label_tools.brush(labels.data.shape, volume.spacing, ijk, self.radius_mm, normal))
+        elif kind in ("drag", "release") and self._points:
+            segment = np.array([self._points[-1], ijk])
+            self._apply_brush(labels, label_tools.stroke(labels.data.shape, volume.spacing, segment,
+                                                          self.radius_mm, normal))
+            self._points.append(ijk)
+        if kind in ("release", "click"):
+            labels.merge_edits(len(labels.undo_stack) - self._stroke_start, self.tool)
+            self._points = []
+
+    def _apply_brush(self, labels, result) -> None:
+        region, mask = result
+        if mask is None or not mask.any():
+            return
+        value = self.session.active_value
+        if self.tool == "eraser":
+            labels.paint(region, mask, 0, "eraser", only=value if self.erase_active_only else None)
+            return
+        if self.tool == "threshold":
+            region, mask = label_tools.threshold_limit(self.session.volume.data, region, mask, self.low, self.high)
+        labels.paint(region, mask, value, self.tool)
+
+    def _fill(self, labels, result, description: str) -> None:
+        region, mask = result
+        self._cancel()
+        if mask is not None and mask.any():
+            labels.paint(region, mask, self.session.active_value, description)
+
+    def _grow(self, labels, seed: np.ndarray) -> None:
+        volume = self.session.volume
+        if volume.is_rgb:
+            self.message.emit("region growing needs a greyscale image")
+            return
+        try:
+            if self.grow_mode == "threshold":
+                result = region_growing.connected_threshold(volume.data, volume.spacing, seed, self.low, self.high)
+            else:
+                result = region_growing.confidence_connected(volume.data, volume.spacing, seed)
+        except ValueError as exc:
+            self.message.emit(f"region growing: {exc}")
+            return
+        region, mask = result
+        if mask.size == 0 or not mask.any():
+            self.message.emit("region growing found nothing connected to the seed")
+            return
+        n = labels.paint(region, mask, self.session.active_value, "region growing")
+        self.message.emit(f"region growing labelled {n} voxels")
+
+
+def _box_outline(a: np.ndarray, b: np.ndarray, geometry) -> list[np.ndarray]:
+    h, v = geometry.h_axis, geometry.v_axis
+    corners = []
+    for hv in ((a[h], a[v]), (b[h], a[v]), (b[h], b[v]), (a[h], b[v]), (a[h], a[v])):
+        p = a.copy()
+        p[h], p[v] = hv
+        corners.append(p)
+    return corners
