@@ -42,6 +42,7 @@ class Session:
         self.label_maps = []
         self.active_labels = None
         self.volume_changed.emit()
+        self.label_layers_changed.emit()  # the previous image's label maps are gone
         self.window_changed.emit(self.window, self.invert)
         self.cursor_changed.emit(self.cursor)
         self.measurements_changed.emit()

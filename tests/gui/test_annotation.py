@@ -252,3 +252,12 @@ def test_labels_survive_kill_9(tmp_path, qtbot):
     assert w.annotation.recover() == 1
     labels = w.session.active_labels
     assert int((labels.data == 1).sum()) == 30 * 30
+
+
+def test_opening_another_image_drops_the_previous_label_layers(win, qtbot):
+    view, ctl = win.grid.views["axial"], win.annotation.controller
+    ctl.set_tool("brush")
+    _click(qtbot, view, (220, 240, int(win.session.cursor[2])))
+    win.open_paths([str(DEMO / "xray" / "chest_xray_pneumonia.jpeg")], wait=True)
+    assert win.session.label_maps == [] and win.session.volume.shape == (1, 224, 224)
+    assert all(v._layer_items == [] for v in win.grid.views.values())
