@@ -53,7 +53,8 @@ class AnnotationWiring(QtCore.QObject):
             a.triggered.connect(slot)
             edit.addAction(a)
             win.addAction(a)
-        labels_menu = bar.addMenu("&Labels")
+        labels_menu = QtWidgets.QMenu("&Labels", win)
+        bar.insertMenu(bar.actions()[-1], labels_menu)  # before Help
         for text, slot in (("New label map", lambda: win.session.add_label_map()),
                            ("Open labels…", self.open_labels_dialog),
                            ("Save labels as…", self.save_labels_dialog),
