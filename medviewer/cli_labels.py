@@ -118,11 +118,14 @@ def cmd_convert_labels(args) -> int:
     source, volume = _load_reference(args.reference, args.series)
     labelmap = load_any_labels(args.input, source, volume)
     if args.seg:
-        from medviewer.io.dicom_seg import write_seg
+        from medviewer.io.dicom_seg import blank_uid_warning, write_seg
 
         if getattr(source, "kind", "") != "dicom":
             raise MedViewerError(f"{args.reference}: a DICOM SEG needs a DICOM series as --reference")
         write_seg(labelmap, volume, source, args.output)
+        warning = blank_uid_warning(source)
+        if warning:
+            print(f"medviewer: warning: {warning}", file=sys.stderr)
         what = "DICOM SEG"
     else:
         save_labels(labelmap, volume, args.output)

@@ -2,9 +2,12 @@
 
 Writing: one BINARY segment per label value present, named and coloured from the label
 table, referencing every source instance. A SEG must name the study, series and instances
-it segments, so a source whose Study/Series Instance UIDs are blank (as in the anonymised
-demo CT) is refused with that reason: inventing UIDs would give a SEG that validates but
-points at nothing. Label values survive the round trip through each segment's Segment
+it segments. When a source has its SOP Instance UIDs (the file meta keeps them) and frame of
+reference but blank Study/Series Instance UIDs (as the anonymised demo CT), the SEG still
+references every instance by its real SOP Instance UID and carries Study/Series UIDs derived
+deterministically from those instance UIDs (the same on every export), with a warning: a viewer
+matching instances finds them, while the study/series UIDs exist only in the SEG. A source with
+no instance UIDs or no frame of reference is refused. Label values survive the round trip through each segment's Segment
 Description ("label value N"); DICOM requires segment numbers 1..N without gaps.
 
 Reading: each frame lands on the slice its Plane Position names (or, lacking one, the slice
@@ -72,26 +75,51 @@ def _source_headers(series) -> list[pydicom.Dataset]:
     if any(f.frame is not None for f in series.frames):
         raise ImageWriteError(f"{first}: DICOM SEG export supports series of single-frame images only; "
                               "save the labels as NIfTI or NRRD instead")
-    headers = []
+    headers, instance_uids = [], []
     for f in series.frames:
         ds, meta = f.header, getattr(f.header, "file_meta", None) or {}
-        missing = [k for k in ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID")
-                   if not str(ds.get(k, "") or "").strip()]
         sop_class = str(ds.get("SOPClassUID", "") or "") or str(meta.get("MediaStorageSOPClassUID", ""))
         sop_uid = str(ds.get("SOPInstanceUID", "") or "") or str(meta.get("MediaStorageSOPInstanceUID", ""))
-        missing += [k for k, v in (("SOPClassUID", sop_class), ("SOPInstanceUID", sop_uid)) if not v]
+        missing = [k for k, v in (("SOPClassUID", sop_class), ("SOPInstanceUID", sop_uid),
+                                  ("FrameOfReferenceUID", str(ds.get("FrameOfReferenceUID", "") or "").strip()))
+                   if not v]
         if missing:
             raise ImageWriteError(f"{f.path}: the source DICOM has no {' or '.join(missing)} (blanked, e.g. by "
                                   "anonymisation); a DICOM SEG must reference them, so save the labels as NIfTI "
                                   "or NRRD instead")
+        instance_uids.append(sop_uid)
         absent = [k for k in _TYPE2 if k not in ds]
-        if absent or ds.get("SOPClassUID") != sop_class or ds.get("SOPInstanceUID") != sop_uid:
-            ds = copy.deepcopy(ds)  # never change the loaded header itself
-            ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_uid
-            for keyword in absent:
-                setattr(ds, keyword, "")
+        ds = copy.deepcopy(ds)  # never change the loaded header itself
+        ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_uid
+        for keyword in absent:
+            setattr(ds, keyword, "")
         headers.append(ds)
+    derived = derived_uids(instance_uids)
+    for ds in headers:
+        for keyword, uid in derived.items():
+            if not str(ds.get(keyword, "") or "").strip():
+                setattr(ds, keyword, uid)
     return headers
+
+
+def derived_uids(instance_uids: list[str]) -> dict[str, str]:
+    """Study and Series Instance UIDs for a source series that has none, derived from its
+    instances' SOP Instance UIDs: the same series always gets the same UIDs."""
+    from pydicom.uid import generate_uid
+
+    key = sorted(instance_uids)
+    return {"StudyInstanceUID": generate_uid(entropy_srcs=["medviewer-study"] + key),
+            "SeriesInstanceUID": generate_uid(entropy_srcs=["medviewer-series"] + key)}
+
+
+def blank_uid_warning(series) -> str | None:
+    """The warning to show when write_seg had to derive Study/Series UIDs for this series."""
+    header = series.frames[0].header
+    blank = [k for k in ("StudyInstanceUID", "SeriesInstanceUID") if not str(header.get(k, "") or "").strip()]
+    if not blank:
+        return None
+    return (f"the source series has no {' or '.join(blank)}: the SEG references its instances by their "
+            "SOP Instance UIDs and carries study/series UIDs derived from them")
 
 
 def write_seg(labelmap: LabelMap, image: Volume, source_series, path: str) -> str:

@@ -164,9 +164,15 @@ class AnnotationWiring(QtCore.QObject):
         if labels is None:
             raise MedViewerError("there are no labels to save")
         if path.lower().endswith(".dcm"):
-            from medviewer.io.dicom_seg import write_seg
+            from medviewer.io.dicom_seg import blank_uid_warning, write_seg
 
+            if getattr(self.win.current_source, "kind", "") != "dicom":
+                raise MedViewerError(f"{path}: DICOM SEG needs a DICOM source series; this image is a "
+                                     f"{self.win.current_source.description} file: save NIfTI or NRRD")
             write_seg(labels, session.volume, self.win.current_source, path)
+            warning = blank_uid_warning(self.win.current_source)
+            if warning:
+                self.win.statusBar().showMessage(f"Saved; note: {warning}", 10000)
         else:
             from medviewer.io.label_io import save_labels
 

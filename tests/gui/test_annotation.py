@@ -261,3 +261,17 @@ def test_opening_another_image_drops_the_previous_label_layers(win, qtbot):
     win.open_paths([str(DEMO / "xray" / "chest_xray_pneumonia.jpeg")], wait=True)
     assert win.session.label_maps == [] and win.session.volume.shape == (1, 224, 224)
     assert all(v._layer_items == [] for v in win.grid.views.values())
+
+
+def test_seg_of_the_demo_ct_reopens_in_a_fresh_window(win, qtbot, tmp_path):
+    view, ctl = win.grid.views["axial"], win.annotation.controller
+    z = int(win.session.cursor[2])
+    ctl.set_tool("rectangle")
+    _drag(qtbot, view, [(200, 200, z), (230, 230, z)])
+    out = tmp_path / "labels.dcm"
+    win.annotation.save_labels(str(out))
+    fresh = MainWindow()
+    qtbot.addWidget(fresh)
+    fresh.open_paths([str(CT)], wait=True)
+    fresh.annotation.load_labels(str(out))
+    assert np.array_equal(fresh.session.active_labels.data > 0, win.session.active_labels.data > 0)

@@ -17,7 +17,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, 
 from medviewer.core.errors import ImageReadError, ImageWriteError
 from medviewer.core.labels import LabelMap
 from medviewer.io import discover, open_volume
-from medviewer.io.dicom_seg import SegReferenceMismatch, property_codes, read_seg, write_seg
+from medviewer.io.dicom_seg import blank_uid_warning, SegReferenceMismatch, property_codes, read_seg, write_seg
 from medviewer.io.rtstruct import RTSTRUCT_STORAGE, RTStructReferenceMismatch, import_rtstruct, polygon_mask
 from tests.conftest import DEMO, SHARED_DATA
 
@@ -127,15 +127,27 @@ def test_real_hippocampus_labels_through_seg_on_a_flipped_mr_series(tmp_path):
     assert np.array_equal(back.data, sitk.GetArrayFromImage(sitk.ReadImage(str(labels_path))))
 
 
-def test_blank_uid_source_is_refused_with_the_reason(tmp_path, uid_ct):
+def test_blank_uid_demo_ct_gets_a_seg_that_references_its_instances(tmp_path):
+    """The demo CT has SOP Instance UIDs (file meta) but blank Study/Series UIDs: the SEG
+    references the real instances, carries derived study/series UIDs, validates and reads back."""
     demo = discover(str(DEMO / "ct_chest_20")).find(None)
-    _, volume = uid_ct
-    with pytest.raises(ImageWriteError) as info:
-        write_seg(ct_labels(volume), volume, demo, str(tmp_path / "seg.dcm"))
-    message = str(info.value)
-    assert "no StudyInstanceUID or SeriesInstanceUID" in message and "NIfTI" in message and "\n" not in message
-    assert os.listdir(tmp_path) == []
+    volume = demo.load()
+    labels = ct_labels(volume)
+    path = write_seg(labels, volume, demo, str(tmp_path / "seg.dcm"))
+    seg = pydicom.dcmread(path)
+    referenced = {item.ReferencedSOPInstanceUID for s in seg.ReferencedSeriesSequence
+                  for item in s.ReferencedInstanceSequence}
+    assert referenced == {str(f.header.file_meta.MediaStorageSOPInstanceUID) for f in demo.frames}
+    again = write_seg(labels, volume, demo, str(tmp_path / "again.dcm"))
+    assert pydicom.dcmread(again).StudyInstanceUID == seg.StudyInstanceUID  # derived, and stable
+    assert blank_uid_warning(demo) is not None
     assert demo.frames[0].header.SOPInstanceUID == ""  # the loaded headers are not changed
+    back = read_seg(path, demo)
+    assert np.array_equal(back.data, labels.data)
+    if shutil.which("dciodvfy"):
+        proc = subprocess.run(["dciodvfy", path], capture_output=True, text=True, timeout=60)
+        errors = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("Error")]
+        assert not errors, errors
 
 
 def test_empty_label_map_is_refused(tmp_path, uid_ct):
