@@ -147,6 +147,9 @@ class AnnotationController(QtCore.QObject):
         if volume.is_rgb:
             self.message.emit("region growing needs a greyscale image")
             return
+        from medviewer.ui.qt import QtWidgets
+
+        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.WaitCursor)  # a large region takes a second or two
         try:
             if self.grow_mode == "threshold":
                 result = region_growing.connected_threshold(volume.data, volume.spacing, seed, self.low, self.high)
@@ -155,6 +158,8 @@ class AnnotationController(QtCore.QObject):
         except ValueError as exc:
             self.message.emit(f"region growing: {exc}")
             return
+        finally:
+            QtWidgets.QApplication.restoreOverrideCursor()
         region, mask = result
         if mask.size == 0 or not mask.any():
             self.message.emit("region growing found nothing connected to the seed")

@@ -27,6 +27,8 @@ class AnnotationWiring(QtCore.QObject):
         self.panel.operation.connect(self.run_operation)
         self.panel.undo_button.clicked.connect(self.undo)
         self.panel.redo_button.clicked.connect(self.redo)
+        self.panel.low.valueChanged.connect(self.update_threshold_preview)
+        self.panel.high.valueChanged.connect(self.update_threshold_preview)
         self.panel.outline.toggled.connect(lambda on: [v.set_outline(on) for v in win.grid.views.values()])
         session.label_layers_changed.connect(self._watch_maps)
         self._watched: list = []
@@ -71,7 +73,15 @@ class AnnotationWiring(QtCore.QObject):
             a.triggered.connect(lambda _=False, v=n: win.session.set_active(value=v))
             win.addAction(a)
 
+    def update_threshold_preview(self, *_args) -> None:
+        """Threshold paint shows, live, which voxels it may paint (ITK-SNAP's preview)."""
+        ctl = self.controller
+        limits = (ctl.low, ctl.high) if ctl.tool == "threshold" else None
+        for view in self.win.grid.views.values():
+            view.set_threshold_preview(limits)
+
     def _tool_changed(self, tool: str) -> None:
+        self.update_threshold_preview()
         if tool != "navigate":
             for view in self.win.grid.views.values():
                 view.set_tool("navigate")  # measurement tools and paint tools exclude each other

@@ -134,6 +134,7 @@ class SliceView(QtWidgets.QWidget):
         self._lut16: np.ndarray | None = None
         self._layer_items: list = []  # (LabelMap, ImageItem, callbacks) per label map, bottom first
         self.label_outline = False
+        self._threshold_preview: tuple[float, float] | None = None
         self.annotator = None  # the window's AnnotationController, when annotation tools are in use
         session.label_layers_changed.connect(self._rebuild_label_layers)
         session.volume_changed.connect(self._on_volume)
@@ -203,7 +204,12 @@ class SliceView(QtWidgets.QWidget):
         else:
             w = self.session.window
             self.image_item.setImage(image, autoLevels=False, levels=(w.low, w.high))
-        if self._labels is not None:
+        if self._threshold_preview is not None and not volume.is_rgb:
+            low, high = self._threshold_preview
+            raw = g.slice(volume.data, self._slice_index)
+            self.label_item.setImage(self._transform(((raw >= low) & (raw <= high)).astype(np.uint8)),
+                                     autoLevels=False)
+        elif self._labels is not None:
             # uint8 labels without levels take pyqtgraph's indexed-colour fast path (lut = colour table)
             self.label_item.setImage(self._transform(g.slice(self._labels, self._slice_index)), autoLevels=False)
         for labels, item, _ in self._layer_items:
@@ -290,6 +296,22 @@ class SliceView(QtWidgets.QWidget):
         start, stop, _ = sl.indices(labels.data.shape[axis])
         if start <= self._slice_index < stop:
             self._render_layer(labels, item)
+
+    def set_threshold_preview(self, limits: tuple[float, float] | None) -> None:
+        """Show (or hide, with None) the voxels of this slice inside [low, high], as threshold paint will."""
+        was_on, self._threshold_preview = self._threshold_preview is not None, limits
+        if limits is None:
+            if was_on:
+                self.label_item.clear()
+            return
+        table = np.zeros((256, 4), np.uint8)
+        table[1] = (255, 230, 0, 90)
+        self.label_item.setLookupTable(table)
+        self.label_item.setLevels(None)
+        if self.geometry_ is not None and self._slice_index >= 0:
+            self._show_slice()
+            w, h = self._display_extent()
+            self.label_item.setRect(QtCore.QRectF(0, 0, w, h))
 
     def set_outline(self, outline_mode: bool) -> None:
         self.label_outline = outline_mode

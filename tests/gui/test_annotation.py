@@ -275,3 +275,42 @@ def test_seg_of_the_demo_ct_reopens_in_a_fresh_window(win, qtbot, tmp_path):
     fresh.open_paths([str(CT)], wait=True)
     fresh.annotation.load_labels(str(out))
     assert np.array_equal(fresh.session.active_labels.data > 0, win.session.active_labels.data > 0)
+
+
+def test_threshold_paint_previews_the_paintable_voxels(win, qtbot):
+    from tests.gui.test_main_window import grab, screen_xy
+
+    view, ctl = win.grid.views["axial"], win.annotation.controller
+    view.fit()
+    z = int(win.session.cursor[2])
+    hu = win.session.volume.data[z]
+    win.annotation.panel.low.setValue(300)
+    win.annotation.panel.high.setValue(3000)  # bone only
+    ctl.set_tool("threshold")
+    pixels = grab(view)
+    ys, xs = np.nonzero(hu > 700)
+    bone = pixels[tuple(int(v) for v in screen_xy(view, (xs[len(xs) // 2], ys[len(ys) // 2], z))[::-1])]
+    assert int(bone[0]) - int(bone[2]) > 40  # yellow tint over bone
+    ys, xs = np.nonzero((hu > -50) & (hu < 50))
+    soft = pixels[tuple(int(v) for v in screen_xy(view, (xs[len(xs) // 2], ys[len(ys) // 2], z))[::-1])]
+    assert abs(int(soft[0]) - int(soft[2])) < 10  # soft tissue stays grey
+    ctl.set_tool(None)
+    assert view._threshold_preview is None
+
+
+def test_fill_between_slices_and_keep_largest_from_the_panel(win, qtbot):
+    view, ctl = win.grid.views["axial"], win.annotation.controller
+    z = int(win.session.cursor[2])
+    ctl.set_tool("rectangle")
+    _drag(qtbot, view, [(200, 200, z), (230, 230, z)])
+    view.scroll(+4)
+    _drag(qtbot, view, [(200, 200, z + 4), (230, 230, z + 4)])
+    labels = win.session.active_labels
+    assert labels.data[z + 2].max() == 0
+    win.annotation.run_operation("interpolate")
+    assert all(labels.data[k, 215, 215] == 1 for k in range(z, z + 5))
+    labels.paint((slice(z, z + 1), slice(300, 303), slice(300, 303)), np.ones((1, 3, 3), bool), 1, "speck")
+    win.annotation.run_operation("largest")
+    assert labels.data[z, 301, 301] == 0 and labels.data[z + 2, 215, 215] == 1
+    win.annotation.undo()
+    assert labels.data[z, 301, 301] == 1
