@@ -28,7 +28,8 @@ class Session:
         self.label_maps: list[LabelMap] = []
         self.active_labels: LabelMap | None = None
         self.active_value = 1
-        self.label_layers_changed = Event()  # () maps added/removed, active map or value changed
+        self.label_layers_changed = Event()  # () label maps added or removed
+        self.active_label_changed = Event()  # () the active map or label value changed
 
     # --- image --------------------------------------------------------------------
     def set_volume(self, volume: Volume, source_id: str = "",
@@ -127,7 +128,7 @@ class Session:
             if self.active_labels is not None and value and self.active_labels.table.get(value) is None:
                 self.active_labels.table.add(value=value)
                 self.active_labels.table_changed.emit()
-        self.label_layers_changed.emit()
+        self.active_label_changed.emit()
 
     def ensure_labels(self) -> LabelMap:
         """The active label map, created on first use (a first stroke needs somewhere to go)."""

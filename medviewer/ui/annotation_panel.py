@@ -127,6 +127,7 @@ class AnnotationPanel(QtWidgets.QWidget):
         self.grow_mode.currentTextChanged.connect(lambda t: setattr(controller, "grow_mode", t))
         controller.tool_changed.connect(self._tool_changed)
         session.label_layers_changed.connect(self.refresh)
+        session.active_label_changed.connect(self.refresh)
         session.volume_changed.connect(self.refresh)
         self._watched = None
         self.refresh()
@@ -150,28 +151,33 @@ class AnnotationPanel(QtWidgets.QWidget):
         self.refresh_table()
 
     def refresh_table(self) -> None:
+        """Update the rows in place (items are reused: deleting them under a pending key or mouse
+        event crashed PySide6 now and then)."""
         labels = self.session.active_labels
+        rows = list(labels.table) if labels is not None else []
         self.table.blockSignals(True)
-        self.table.setRowCount(0)
-        if labels is not None:
-            for row, lab in enumerate(labels.table):
-                self.table.insertRow(row)
-                swatch = QtWidgets.QTableWidgetItem("")
-                swatch.setBackground(QtGui.QColor(*lab.colour))
-                swatch.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable)
-                value = QtWidgets.QTableWidgetItem(str(lab.value))
-                value.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable)
-                name = QtWidgets.QTableWidgetItem(lab.name)
-                visible, locked = QtWidgets.QTableWidgetItem(""), QtWidgets.QTableWidgetItem("")
-                for item, on in ((visible, lab.visible), (locked, lab.locked)):
-                    item.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable | Qt.ItemIsUserCheckable)
-                    item.setCheckState(Qt.Checked if on else Qt.Unchecked)
-                opacity = QtWidgets.QTableWidgetItem(f"{lab.opacity:.2f}")
-                for col, item in enumerate((swatch, value, name, visible, locked, opacity)):
-                    self.table.setItem(row, col, item)
-                if lab.value == self.session.active_value:
-                    self.table.selectRow(row)
+        self.table.setRowCount(len(rows))
+        for row, lab in enumerate(rows):
+            swatch, value, name, visible, locked, opacity = (self._cell(row, c) for c in range(len(COLUMNS)))
+            swatch.setBackground(QtGui.QColor(*lab.colour))
+            for item in (swatch, value):
+                item.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable)
+            value.setText(str(lab.value))
+            name.setText(lab.name)
+            for item, on in ((visible, lab.visible), (locked, lab.locked)):
+                item.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable | Qt.ItemIsUserCheckable)
+                item.setCheckState(Qt.Checked if on else Qt.Unchecked)
+            opacity.setText(f"{lab.opacity:.2f}")
+            if lab.value == self.session.active_value:
+                self.table.selectRow(row)
         self.table.blockSignals(False)
+
+    def _cell(self, row: int, col: int) -> QtWidgets.QTableWidgetItem:
+        item = self.table.item(row, col)
+        if item is None:
+            item = QtWidgets.QTableWidgetItem("")
+            self.table.setItem(row, col, item)
+        return item
 
     def show_statistics(self, rows: list[dict]) -> None:
         self.stats.setRowCount(0)
@@ -202,7 +208,7 @@ class AnnotationPanel(QtWidgets.QWidget):
             value = self._row_value(min(rows))
             if value is not None and value != self.session.active_value:
                 self.session.active_value = value
-                self.session.label_layers_changed.emit()
+                self.session.active_label_changed.emit()
 
     def _item_changed(self, item) -> None:
         labels = self.session.active_labels

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from medviewer.core.session import Session
-from medviewer.ui.qt import Qt, QtWidgets
+from medviewer.ui.qt import Qt, QtCore, QtWidgets
 
 
 class LayerPanel(QtWidgets.QWidget):
@@ -27,10 +27,19 @@ class LayerPanel(QtWidgets.QWidget):
         self.list.itemChanged.connect(self._visibility_changed)
         self.opacity.valueChanged.connect(self._opacity_changed)
         self.list.currentItemChanged.connect(self._current_changed)
-        session.volume_changed.connect(self._reset)
-        session.label_layers_changed.connect(self._reset)
+        session.volume_changed.connect(self._schedule_reset)
+        session.label_layers_changed.connect(self._schedule_reset)
+        self._reset_pending = False
+
+    def _schedule_reset(self) -> None:
+        """Rebuild after the current event (a first brush stroke adds a layer mid mouse event;
+        deleting list items under a pending event is what crashed PySide6 now and then)."""
+        if not self._reset_pending:
+            self._reset_pending = True
+            QtCore.QTimer.singleShot(0, self._reset)
 
     def _reset(self) -> None:
+        self._reset_pending = False
         self.list.blockSignals(True)
         self.list.clear()
         self._layers.clear()
@@ -83,11 +92,17 @@ class MeasurementPanel(QtWidgets.QWidget):
         session.measurements_changed.connect(self.refresh)
 
     def refresh(self) -> None:
-        self.list.clear()
-        for m in self.session.measurements:
-            item = QtWidgets.QListWidgetItem(f"{m.kind.capitalize()} {m.label()}  ({m.plane} {m.slice_index + 1})")
+        """Rows are updated in place; only surplus rows are removed (see AnnotationPanel)."""
+        ms = self.session.measurements
+        while self.list.count() > len(ms):
+            self.list.takeItem(self.list.count() - 1)
+        for row, m in enumerate(ms):
+            item = self.list.item(row)
+            if item is None:
+                item = QtWidgets.QListWidgetItem()
+                self.list.addItem(item)
+            item.setText(f"{m.kind.capitalize()} {m.label()}  ({m.plane} {m.slice_index + 1})")
             item.setData(Qt.UserRole, m.id)
-            self.list.addItem(item)
 
     def delete_selected(self) -> None:
         item = self.list.currentItem()

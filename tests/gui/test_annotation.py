@@ -18,20 +18,9 @@ from medviewer.ui.qt import QtCore  # noqa: E402
 CT = DEMO / "ct_chest_20"
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDVIEWER_SETTINGS", str(tmp_path / "settings.ini"))
-    monkeypatch.setenv("MEDVIEWER_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("MEDVIEWER_NO_DIALOGS", "1")
-
-
 @pytest.fixture
-def win(qtbot):
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    w.open_paths([str(CT)], wait=True)
+def win(demo_window):
+    w = demo_window(1400, 900)
     w.set_layout("single", "axial")
     view = w.grid.views["axial"]
     view.viewbox.setRange(QtCore.QRectF(100.0, 150.0, 200.0, 200.0), padding=0)  # ~3.5 px per voxel
@@ -314,3 +303,19 @@ def test_fill_between_slices_and_keep_largest_from_the_panel(win, qtbot):
     assert labels.data[z, 301, 301] == 0 and labels.data[z + 2, 215, 215] == 1
     win.annotation.undo()
     assert labels.data[z, 301, 301] == 1
+
+
+def test_layer_panel_lists_label_maps_and_hides_them(win, qtbot):
+    from tests.gui.test_main_window import grab, screen_xy
+
+    view, ctl = win.grid.views["axial"], win.annotation.controller
+    z = int(win.session.cursor[2])
+    ctl.set_tool("rectangle")
+    _drag(qtbot, view, [(200, 200, z), (230, 230, z)])
+    qtbot.waitUntil(lambda: win.layer_panel.list.count() == 2, timeout=3000)
+    top = win.layer_panel.list.item(0)
+    assert top.text().startswith("Labels: ")
+    red = lambda: grab(view)[tuple(int(v) for v in screen_xy(view, (215, 215, z))[::-1])]  # noqa: E731
+    assert int(red()[0]) - int(red()[2]) > 40
+    top.setCheckState(QtCore.Qt.Unchecked)
+    assert abs(int(red()[0]) - int(red()[2])) < 10

@@ -14,21 +14,9 @@ CT = DEMO / "ct_chest_20"
 XRAY = DEMO / "xray" / "chest_xray_pneumonia.jpeg"
 
 
-@pytest.fixture(autouse=True)
-def isolated_settings(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDVIEWER_SETTINGS", str(tmp_path / "settings.ini"))
-    monkeypatch.setenv("MEDVIEWER_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("MEDVIEWER_NO_DIALOGS", "1")
-
-
 @pytest.fixture
-def win(qtbot):
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.resize(1400, 850)
-    w.show()
-    w.open_paths([str(CT)], wait=True)
-    qtbot.waitUntil(lambda: w.session.volume is not None, timeout=10000)
+def win(demo_window):
+    w = demo_window(1400, 850)
     w.set_layout("1x3")
     QtCore.QCoreApplication.processEvents()
     return w
