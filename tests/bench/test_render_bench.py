@@ -28,11 +28,12 @@ def _label_lut() -> np.ndarray:
     return lut
 
 
-def test_slice_change_repaint(tmp_path, monkeypatch):
+def _demo_window(tmp_path, monkeypatch):
+    """The real main window, 1200x900, with the demo CT in a single axial view."""
     monkeypatch.setenv("MEDVIEWER_SETTINGS", str(tmp_path / "s.ini"))
     monkeypatch.setenv("MEDVIEWER_DATA_DIR", str(tmp_path / "d"))
     from medviewer.ui.main_window import MainWindow
-    from medviewer.ui.qt import QtCore, QtWidgets, application, pg
+    from medviewer.ui.qt import application
 
     app = application()
     win = MainWindow()
@@ -40,7 +41,14 @@ def test_slice_change_repaint(tmp_path, monkeypatch):
     win.show()
     win.open_paths([str(DEMO / "ct_chest_20")], wait=True)
     win.set_layout("single", "axial")
-    view = win.grid.views["axial"]
+    app.processEvents()
+    return app, win, win.grid.views["axial"]
+
+
+def test_slice_change_repaint(tmp_path, monkeypatch):
+    from medviewer.ui.qt import pg
+
+    app, win, view = _demo_window(tmp_path, monkeypatch)
     volume = win.session.volume
     labels = np.zeros(volume.data.shape, np.uint8)
     labels[volume.data > -300] = 1
@@ -124,22 +132,10 @@ def _dab_times(win, view, centres, rounds=3):
 
 def test_brush_dab_with_repaint(tmp_path, monkeypatch):
     """Issue 4: a brush dab incl. the overlay repaint <= 5 ms on 512x512, <= 16 ms on 2048x2048."""
-    monkeypatch.setenv("MEDVIEWER_SETTINGS", str(tmp_path / "s.ini"))
-    monkeypatch.setenv("MEDVIEWER_DATA_DIR", str(tmp_path / "d"))
     import SimpleITK as sitk
     from scipy import ndimage
 
-    from medviewer.ui.main_window import MainWindow
-    from medviewer.ui.qt import application
-
-    app = application()
-    win = MainWindow()
-    win.resize(1200, 900)
-    win.show()
-    win.open_paths([str(DEMO / "ct_chest_20")], wait=True)
-    win.set_layout("single", "axial")
-    view = win.grid.views["axial"]
-    app.processEvents()
+    app, win, view = _demo_window(tmp_path, monkeypatch)
     z = int(win.session.cursor[2])
     rng = np.random.default_rng(0)
     ct = _dab_times(win, view, [(x, y, z) for x, y in rng.integers(60, 450, (40, 2))])
