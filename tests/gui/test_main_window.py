@@ -298,3 +298,18 @@ def test_label_overlay_is_coloured_exactly_where_the_mask_is(win):
     moved = grab(axial)
     p = moved[tuple(int(v) for v in screen_xy(axial, (200, 250, z + 1))[::-1])]
     assert abs(int(p[0]) - int(p[2])) < 10
+
+
+def test_dropping_a_file_opens_it(win, qtbot):
+    from medviewer.ui.qt import QtGui, QtWidgets
+
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(XRAY))])
+    pos = QtCore.QPointF(300, 300)
+    enter = QtGui.QDragEnterEvent(pos.toPoint(), QtCore.Qt.CopyAction, mime, QtCore.Qt.LeftButton, QtCore.Qt.NoModifier)
+    QtWidgets.QApplication.sendEvent(win, enter)
+    assert enter.isAccepted()
+    drop = QtGui.QDropEvent(pos, QtCore.Qt.CopyAction, mime, QtCore.Qt.LeftButton, QtCore.Qt.NoModifier)
+    QtWidgets.QApplication.sendEvent(win, drop)
+    qtbot.waitUntil(lambda: win.session.volume is not None and win.session.volume.is_2d, timeout=10000)
+    assert win.session.source_id == "chest_xray_pneumonia.jpeg"
