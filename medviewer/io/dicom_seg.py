@@ -26,6 +26,7 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import UID, generate_uid
 
 from medviewer import __version__
+from medviewer.io.writer import publish
 from medviewer.core.errors import ImageReadError, ImageWriteError, MedViewerError
 from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.core.volume import Volume
@@ -163,10 +164,7 @@ def write_seg(labelmap: LabelMap, image: Volume, source_series, path: str) -> st
     os.close(fd)
     try:
         seg.save_as(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except OSError as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -18,7 +18,7 @@ from medviewer.core.errors import ImageReadError, ImageWriteError, MedViewerErro
 from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.core.volume import Volume
 from medviewer.io.sitk_image import extension_of
-from medviewer.io.writer import to_sitk
+from medviewer.io.writer import publish, to_sitk
 
 LABEL_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".seg.nrrd")
 SPACING_RTOL = 1e-4  # relative
@@ -105,11 +105,8 @@ def save_labels(labelmap: LabelMap, image: Volume, path: str) -> list[str]:
         for text, final in ((itksnap_text(labelmap.table), itksnap), (slicer_ctbl_text(labelmap.table), ctbl)):
             with open(_temp_beside(final, ".tmp", staged), "w", encoding="utf-8") as fp:
                 fp.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        for tmp, final in staged:  # mkstemp makes 0600 files: give them the usual permissions
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, final)
+        for tmp, final in staged:
+            publish(tmp, final)
     except (RuntimeError, OSError) as exc:
         for tmp, _ in staged:
             if os.path.exists(tmp):

@@ -27,6 +27,14 @@ def to_sitk(volume: Volume) -> sitk.Image:
     return image
 
 
+def publish(tmp: str, final: str) -> None:
+    """Move a finished temporary file into place with the usual permissions (mkstemp makes 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, final)
+
+
 def write_volume(volume: Volume, path: str) -> str:
     """Write atomically (temporary file, then rename). Returns the path written."""
     ext = extension_of(path)
@@ -48,7 +56,7 @@ def write_volume(volume: Volume, path: str) -> str:
     os.close(fd)
     try:
         sitk.WriteImage(image, tmp, useCompression=ext in (".nii.gz", ".nrrd", ".mha"))
-        os.replace(tmp, path)
+        publish(tmp, path)
     except (RuntimeError, OSError) as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
