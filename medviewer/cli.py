@@ -8,7 +8,7 @@ import sys
 from medviewer import __version__
 from medviewer.core.errors import MedViewerError
 
-COMMANDS = ("info", "convert", "view", "screenshot", "stats")
+COMMANDS = ("info", "convert", "view", "screenshot", "stats", "models")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     from medviewer.cli_labels import add_parsers
 
     add_parsers(sub, convert)  # `stats`, and `convert --seg/--reference` for label maps
+
+    models = sub.add_parser("models", help="list the AI models found, with their availability")
+    models.add_argument("--json", action="store_true", help="print a JSON list")
+    models.add_argument("--models", action="append", default=[], metavar="DIR",
+                        help="also look for model folders in DIR (repeatable)")
 
     shot = sub.add_parser("screenshot", help="render the viewer offscreen to a PNG")
     shot.add_argument("input", help="file, folder or DICOMDIR")
@@ -66,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             from medviewer.cli_labels import cmd_stats
 
             return cmd_stats(args)
+        if args.command == "models":
+            return cmd_models(args.models, args.json)
         if args.command == "screenshot":
             from medviewer.app import run_screenshot
 
@@ -111,6 +118,22 @@ def cmd_info(path: str, as_json: bool) -> int:
         reason = f" ({found.problems[0]})" if found.problems else ""
         print(f"medviewer: error: no images found under {path}{reason}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_models(extra: list[str], as_json: bool) -> int:
+    from medviewer.ai.registry import discover_models, model_dirs
+
+    entries = discover_models(extra)
+    if as_json:
+        print(json.dumps([e.info() for e in entries], indent=1))
+        return 0
+    if not entries:
+        print("no models found in " + ", ".join(str(d) for d, _ in model_dirs(extra)))
+    for e in entries:
+        state = "available" if e.available else f"unavailable: {e.reason}"
+        task = e.spec.task if e.spec is not None else "?"
+        print(f"{e.name}  [{task}, {e.source}]  {state}")
     return 0
 
 

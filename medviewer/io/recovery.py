@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from medviewer.core.labels import Label, LabelMap, LabelTable
-from medviewer.io.session_store import data_dir
+from medviewer.core.paths import data_dir
 
 
 def recovery_path(image_key: str) -> str:

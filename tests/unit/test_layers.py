@@ -19,7 +19,7 @@ def test_non_ui_packages_load_neither_torch_nor_qt():
     code = (
         "import sys, json\n"
         "import medviewer, medviewer.core, medviewer.io, medviewer.ai, medviewer.ai.device, "
-        "medviewer.processing, medviewer.cli, medviewer.app, medviewer.io.dicom_pixels\n"
+        "medviewer.processing, medviewer.cli, medviewer.app, medviewer.io.dicom_pixels, medviewer.ai.registry\n"
         "from medviewer.io import discover\n"
         "heavy = ['torch', 'PySide6', 'pyqtgraph', 'vtk', 'sklearn', 'monai']\n"
         "print(json.dumps([m for m in heavy if m in sys.modules]))\n"

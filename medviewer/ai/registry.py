@@ -1,0 +1,191 @@
+"""The model registry: a model is a folder with a manifest and its weights (MONAI bundle-like).
+
+manifest.json (or .yaml) declares what a model is, what it accepts and what it returns:
+
+    {"name": "hippocampus-unet", "version": "1.0", "task": "segmentation",
+     "input": {"modality": "MR", "dims": 3, "channels": 1, "spacing": [1, 1, 1],
+               "normalisation": "zscore"},
+     "outputs": {"labels": {"1": {"name": "anterior", "colour": [255, 0, 0]}, ...}},
+     "network": {"class": "monai.networks.nets.UNet", "args": {...}}   # or {"torchscript": true}
+     "weights": "model.pt", "sha256": "...", "metrics": {...}, "training": {...},
+     "licence": "...", "intended_use": "research and demonstration, not for clinical use"}
+
+Built-in models live in resources/models/, users add folders to <user data dir>/models, to
+MEDVIEWER_MODELS or pass --models DIR. A manifest error, a missing weights file or a SHA-256
+mismatch makes a model unavailable with the reason; it never stops the others from loading.
+No torch here: the weights are only hashed, not loaded (see ai.backends.torch_loader).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medviewer.core.errors import MedViewerError
+
+TASKS = ("classification", "segmentation")
+REQUIRED = ("name", "version", "task", "input", "outputs", "weights", "sha256", "intended_use")
+MANIFEST_NAMES = ("manifest.json", "manifest.yaml", "manifest.yml")
+_hash_cache: dict[tuple[str, int, int], str] = {}
+
+
+class ManifestError(MedViewerError):
+    pass
+
+
+@dataclass
+class ModelSpec:
+    folder: Path
+    manifest: dict[str, Any]
+
+    def __getattr__(self, key: str) -> Any:  # name, version, task, input, outputs, metrics ...
+        try:
+            return self.manifest[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    @property
+    def weights_path(self) -> Path:
+        return self.folder / self.manifest["weights"]
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.manifest["outputs"].get("classes", []))
+
+
+@dataclass
+class ModelEntry:
+    folder: Path
+    source: str  # "built-in", "user", "--models"
+    spec: ModelSpec | None = None
+    reason: str = ""  # why the model is unavailable ("" when it is available)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def available(self) -> bool:
+        return self.spec is not None and not self.reason
+
+    @property
+    def name(self) -> str:
+        return self.spec.name if self.spec is not None else self.folder.name
+
+    def info(self) -> dict[str, Any]:
+        m = self.spec.manifest if self.spec is not None else {}
+        return {"name": self.name, "version": m.get("version", ""), "task": m.get("task", ""),
+                "available": self.available, "reason": self.reason, "source": self.source,
+                "folder": str(self.folder), "input": m.get("input", {}), "metrics": m.get("metrics", {}),
+                "intended_use": m.get("intended_use", "")}
+
+
+def read_manifest(folder: Path) -> ModelSpec:
+    """Parse and check a model folder's manifest; raises ManifestError with the reason."""
+    path = next((folder / n for n in MANIFEST_NAMES if (folder / n).is_file()), None)
+    if path is None:
+        raise ManifestError(f"{folder}: no manifest.json or manifest.yaml")
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":
+            manifest = json.loads(text)
+        else:
+            import yaml
+
+            manifest = yaml.safe_load(text)
+    except (OSError, ValueError, ImportError) as exc:
+        raise ManifestError(f"{path}: cannot read the manifest: {' '.join(str(exc).split())[:200]}") from exc
+    except Exception as exc:  # yaml.YAMLError and friends
+        raise ManifestError(f"{path}: cannot read the manifest: {' '.join(str(exc).split())[:200]}") from exc
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"{path}: the manifest must be a mapping of fields")
+    missing = [k for k in REQUIRED if k not in manifest]
+    if missing:
+        raise ManifestError(f"{path}: missing field(s) {', '.join(missing)}")
+    if manifest["task"] not in TASKS:
+        raise ManifestError(f"{path}: task {manifest['task']!r} is not one of {', '.join(TASKS)}")
+    if not isinstance(manifest["input"], dict) or manifest["input"].get("dims") not in (2, 3):
+        raise ManifestError(f"{path}: input must give dims 2 or 3")
+    if manifest["task"] == "classification" and not manifest["outputs"].get("classes"):
+        raise ManifestError(f"{path}: a classifier must list its output classes")
+    if manifest["task"] == "segmentation" and not manifest["outputs"].get("labels"):
+        raise ManifestError(f"{path}: a segmentation model must list its output labels")
+    network = manifest.get("network", {})
+    if not (network.get("torchscript") or network.get("class")):
+        raise ManifestError(f"{path}: network must name a class (e.g. monai.networks.nets.UNet) or be torchscript")
+    return ModelSpec(folder=folder, manifest=manifest)
+
+
+def sha256_of(path: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _hash_cache:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fp:
+            for block in iter(lambda: fp.read(1 << 20), b""):
+                digest.update(block)
+        _hash_cache[key] = digest.hexdigest()
+    return _hash_cache[key]
+
+
+def check_weights(spec: ModelSpec) -> str:
+    """'' when the weights file is there with the declared SHA-256, else the reason."""
+    path = spec.weights_path
+    if not path.is_file():
+        return f"weights file {path.name} is missing"
+    actual = sha256_of(path)
+    if actual.lower() != str(spec.sha256).lower():
+        return f"weights file {path.name} does not match its SHA-256 (expected {str(spec.sha256)[:12]}…, got {actual[:12]}…)"
+    return ""
+
+
+def model_dirs(extra: list[str] | None = None) -> list[tuple[Path, str]]:
+    """Where models are looked for, in order: built-in, user data dir, MEDVIEWER_MODELS, --models."""
+    from medviewer.core.paths import data_dir
+
+    dirs: list[tuple[Path, str]] = []
+    try:
+        from medviewer.resources import resources_dir
+
+        dirs.append((resources_dir() / "models", "built-in"))
+    except MedViewerError:
+        pass
+    dirs.append((data_dir() / "models", "user"))
+    for d in filter(None, os.environ.get("MEDVIEWER_MODELS", "").split(os.pathsep)):
+        dirs.append((Path(d), "user"))
+    for d in extra or []:
+        dirs.append((Path(d), "--models"))
+    return dirs
+
+
+def discover_models(extra: list[str] | None = None) -> list[ModelEntry]:
+    """Every model folder found, available or with the reason it is not. A folder holding a
+    manifest is a model; otherwise its subfolders are looked at."""
+    entries: list[ModelEntry] = []
+    for root, source in model_dirs(extra):
+        if not root.is_dir():
+            continue
+        folders = [root] if any((root / n).is_file() for n in MANIFEST_NAMES) else sorted(
+            p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        for folder in folders:
+            entry = ModelEntry(folder=folder, source=source)
+            try:
+                entry.spec = read_manifest(folder)
+                entry.reason = check_weights(entry.spec)
+            except ManifestError as exc:
+                entry.reason = str(exc)
+            except OSError as exc:
+                entry.reason = f"{folder}: {exc}"
+            entries.append(entry)
+    return entries
+
+
+def find_model(name: str, extra: list[str] | None = None) -> ModelEntry:
+    """The available model with this name (the last found wins: user folders override built-ins)."""
+    matches = [e for e in discover_models(extra) if e.name == name]
+    if not matches:
+        raise MedViewerError(f"no model named {name!r}; `medviewer models` lists them")
+    usable = [e for e in matches if e.available]
+    if not usable:
+        raise MedViewerError(f"model {name!r} is unavailable: {matches[-1].reason}")
+    return usable[-1]
