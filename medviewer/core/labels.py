@@ -164,14 +164,12 @@ class LabelMap:
         self.undo_stack.merge_last(count, self.data, description)
 
     def undo(self) -> Region | None:
-        region = self.undo_stack.undo(self.data)
-        if region is not None:
-            self.modified = True
-            self.changed.emit(region)
-        return region
+        return self._restored(self.undo_stack.undo(self.data))
 
     def redo(self) -> Region | None:
-        region = self.undo_stack.redo(self.data)
+        return self._restored(self.undo_stack.redo(self.data))
+
+    def _restored(self, region: Region | None) -> Region | None:
         if region is not None:
             self.modified = True
             self.changed.emit(region)

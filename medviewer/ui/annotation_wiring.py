@@ -7,7 +7,7 @@ from medviewer.core.errors import MedViewerError
 from medviewer.io import recovery
 from medviewer.ui.annotation_controller import AnnotationController
 from medviewer.ui.annotation_panel import AnnotationPanel
-from medviewer.ui.qt import Qt, QtCore, QtGui, QtWidgets
+from medviewer.ui.qt import QtCore, QtGui, QtWidgets
 
 AUTOSAVE_MS = 3000
 LABEL_FILTER = "Label maps (*.nii.gz *.nii *.nrrd *.seg.nrrd);;DICOM SEG (*.dcm);;All files (*)"

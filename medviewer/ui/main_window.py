@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 
-from medviewer.core.display import CT_PRESETS
 from medviewer.core.session import Session
 from medviewer.io.session_store import load_measurements, save_measurements
 from medviewer.ui.actions import build_actions
@@ -273,6 +272,3 @@ class MainWindow(QtWidgets.QMainWindow):
         paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
         if paths:
             self.open_paths(paths)
-
-    def presets(self) -> list[str]:
-        return list(CT_PRESETS)

@@ -11,7 +11,6 @@ import statistics
 import time
 
 import numpy as np
-import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MEDVIEWER_NO_DIALOGS", "1")

@@ -1,7 +1,6 @@
 """DICOM SEG out and back, and RTSTRUCT import, on DICOM copies of the demo CT and MRI."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
