@@ -8,7 +8,7 @@ import sys
 from medviewer import __version__
 from medviewer.core.errors import MedViewerError
 
-COMMANDS = ("info", "convert", "view", "screenshot", "stats", "models")
+COMMANDS = ("info", "convert", "view", "screenshot", "stats", "models", "infer", "train")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +38,23 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print a JSON list")
     models.add_argument("--models", action="append", default=[], metavar="DIR",
                         help="also look for model folders in DIR (repeatable)")
+
+    infer = sub.add_parser("infer", help="run a model on images (classification: class probabilities)")
+    infer.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders (every image in a folder)")
+    infer.add_argument("--model", required=True, help="model name (see `medviewer models`)")
+    infer.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    infer.add_argument("--json", action="store_true", help="one JSON object per input and line")
+    infer.add_argument("--models", action="append", default=[], metavar="DIR", help="extra model folder")
+
+    train = sub.add_parser("train", help="train a model (classification: folder-per-class 2D images)")
+    train.add_argument("task", choices=["classification"], help="what to train")
+    train.add_argument("--data", required=True, help="folder with one subfolder of images per class")
+    train.add_argument("--out", required=True, help="model folder to write (manifest + weights)")
+    train.add_argument("--image-size", type=int, default=128)
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--minutes", type=float, help="time budget; stops cleanly with the best model so far")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--name", help="model name in the manifest (default: the output folder's name)")
 
     shot = sub.add_parser("screenshot", help="render the viewer offscreen to a PNG")
     shot.add_argument("input", help="file, folder or DICOMDIR")
@@ -71,6 +88,21 @@ def main(argv: list[str] | None = None) -> int:
             from medviewer.cli_labels import cmd_stats
 
             return cmd_stats(args)
+        if args.command == "train":
+            from medviewer.ai.training import train_classification
+
+            import os
+
+            metrics = train_classification(args.data, args.out, image_size=args.image_size, epochs=args.epochs,
+                                           max_minutes=args.minutes, seed=args.seed,
+                                           name=args.name or os.path.basename(os.path.abspath(args.out)),
+                                           command="medviewer " + " ".join(argv),
+                                           progress=lambda line: print(line, flush=True))
+            print(json.dumps({k: metrics.get(k) for k in ("accuracy", "sensitivity", "specificity",
+                                                            "roc_auc", "n_train", "n_val", "epochs_run")}))
+            return 0
+        if args.command == "infer":
+            return cmd_infer(args)
         if args.command == "models":
             return cmd_models(args.models, args.json)
         if args.command == "screenshot":
@@ -119,6 +151,36 @@ def cmd_info(path: str, as_json: bool) -> int:
         print(f"medviewer: error: no images found under {path}{reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_infer(args) -> int:
+    from medviewer.ai.inference import classify
+    from medviewer.ai.registry import find_model
+    from medviewer.io import discover
+
+    spec = find_model(args.model, args.models).spec
+    if spec.task != "classification":
+        raise MedViewerError(f"{spec.name} is a {spec.task} model: only classification models run "
+                             "from `medviewer infer` so far")
+    failures = 0
+    for path in args.inputs:
+        found = discover(path)
+        _report_problems(found)
+        for source in found.sources:
+            where = source.files[0] if len(source.files) == 1 else path
+            try:
+                result = classify(spec, source.load(), args.device)
+            except MedViewerError as exc:
+                print(f"medviewer: warning: {where}: {exc}", file=sys.stderr)
+                failures += 1
+                continue
+            if args.json:
+                print(json.dumps({"input": where, "probabilities": result["probabilities"],
+                                  "prediction": result["prediction"]}), flush=True)
+            else:
+                probs = "  ".join(f"{c} {p:.3f}" for c, p in result["probabilities"].items())
+                print(f"{where}: {result['prediction']}  ({probs})", flush=True)
+    return 1 if failures else 0
 
 
 def cmd_models(extra: list[str], as_json: bool) -> int:

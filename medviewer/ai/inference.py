@@ -1,0 +1,89 @@
+"""Running a registered model on an image: contract check -> pre-process -> predict -> post.
+
+Classification today (probabilities per class). Inputs that break the model's declared contract
+(wrong modality, a 3D volume for a 2D model) are refused before anything runs, with the reason.
+Networks are cached per (model folder, device) and reloaded when the weights file changes.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from medviewer.ai.registry import ModelSpec
+from medviewer.core.errors import MedViewerError
+from medviewer.core.volume import Volume
+
+# modalities a model declared for one of these also accepts (radiographs come as CR, DX or XR)
+MODALITY_FAMILIES = [{"XR", "CR", "DX", "RG"}]
+_cache: dict[tuple[str, str], tuple[float, Any]] = {}
+
+
+class IncompatibleInput(MedViewerError):
+    pass
+
+
+def _same_modality(declared: str, actual: str) -> bool:
+    if not declared or not actual or declared == actual:
+        return True
+    return any(declared in fam and actual in fam for fam in MODALITY_FAMILIES)
+
+
+def check_input(spec: ModelSpec, volume: Volume) -> str:
+    """'' when the model can run on this image, else why not."""
+    contract = spec.input
+    dims = contract.get("dims")
+    if dims == 2 and not volume.is_2d:
+        return f"{spec.name} is a 2D model and this image is a {volume.size[2]}-slice volume"
+    if dims == 3 and volume.is_2d:
+        return f"{spec.name} is a 3D model and this image is 2D"
+    declared = str(contract.get("modality", "")).upper()
+    if not _same_modality(declared, volume.modality.upper()):
+        return f"{spec.name} expects {declared} images and this one is {volume.modality}"
+    return ""
+
+
+def _network(spec: ModelSpec, device: str):
+    from medviewer.ai.backends.torch_loader import load_network
+
+    key = (str(spec.folder), device)
+    mtime = spec.weights_path.stat().st_mtime
+    cached = _cache.get(key)
+    if cached is None or cached[0] != mtime:  # MONAI Label style: reload when the weights change
+        _cache[key] = (mtime, load_network(spec, device))
+    return _cache[key][1]
+
+
+def classify(spec: ModelSpec, volume: Volume, device: str | None = None) -> dict[str, Any]:
+    """{"probabilities": {class: p}, "prediction": class, "device": d, "timings": {stage: s}}."""
+    if spec.task != "classification":
+        raise IncompatibleInput(f"{spec.name} is a {spec.task} model, not a classifier")
+    reason = check_input(spec, volume)
+    if reason:
+        raise IncompatibleInput(reason)
+    import torch
+
+    from medviewer.ai.device import choose_device
+    from medviewer.ai.training.classification import preprocess_image
+
+    device = choose_device(device)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    size = spec.input.get("size", [128, 128])
+    x = preprocess_image(volume.data, int(size[0]))
+    timings["pre"] = time.perf_counter() - t
+    t = time.perf_counter()
+    net = _network(spec, device)
+    timings["load"] = time.perf_counter() - t
+    t = time.perf_counter()
+    with torch.no_grad():
+        logits = net(torch.from_numpy(x[np.newaxis]).to(device))
+        probs = torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
+    timings["predict"] = time.perf_counter() - t
+    classes = spec.class_names
+    if len(classes) != len(probs):
+        raise MedViewerError(f"{spec.name}: the network gives {len(probs)} outputs for {len(classes)} classes")
+    result = {c: float(p) for c, p in zip(classes, probs)}
+    return {"probabilities": result, "prediction": max(result, key=result.get), "device": device,
+            "timings": timings}

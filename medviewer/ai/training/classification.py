@@ -1,0 +1,320 @@
+"""Train a 2D image classifier (folder-per-class data) into a model folder the registry accepts.
+
+    train_classification(data_dir, out_dir, image_size=128, epochs=30, ...) -> metrics dict
+
+data_dir holds one subfolder per class (sorted names give the class order, e.g. NORMAL, PNEUMONIA;
+the last class is the "positive" one for sensitivity/specificity). Images are read with
+medviewer.io.discover.open_volume, made grey, resized to image_size x image_size, scaled to [0, 1]
+and z-scored per image (preprocess_image, also what inference must do). The split into training
+and validation is patient-wise (patient_id), stratified by class, with a fixed seed.
+No torch here: the training loop is medviewer.ai.backends.classification_train, imported lazily.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from medviewer.ai.registry import sha256_of
+from medviewer.core.errors import MedViewerError
+
+IMAGE_EXTENSIONS = {".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff", ".dcm", ".nii", ".gz", ".mha", ".nrrd"}
+DATA_SOURCE = ("Kermany D, Zhang K, Goldbaum M (2018). Labeled Optical Coherence Tomography (OCT) and "
+               "Chest X-Ray Images for Classification. Mendeley Data, v2. doi:10.17632/rscbjbr9sj.2 "
+               "(official training split, paediatric chest X-rays, resized to 224x224)")
+DATA_LICENCE = "CC BY 4.0 (attribution required)"
+
+_PERSON = re.compile(r"^(person\d+)_", re.IGNORECASE)
+_IM = re.compile(r"^((?:[A-Za-z0-9]+-)?IM-\d+)", re.IGNORECASE)
+_TRAILING = re.compile(r"^(.*)-\d+$")
+
+
+def patient_id(path: str | os.PathLike) -> str:
+    """The patient a file name belongs to in the Kermany chest X-ray naming.
+
+    person1000_bacteria_2931.jpeg -> person1000; IM-0115-0001.jpeg -> IM-0115;
+    IM-0553-0001-0002.jpeg -> IM-0553 (further images of the same patient);
+    NORMAL2-IM-1427-0001.jpeg -> NORMAL2-IM-1427. Other names: the stem without a trailing -NNNN."""
+    name = Path(path).name
+    stem = name.split(".")[0]
+    m = _PERSON.match(stem)
+    if m:
+        return m.group(1).lower()
+    m = _IM.match(stem)
+    if m:
+        return m.group(1).upper()
+    m = _TRAILING.match(stem)
+    return m.group(1) if m else stem
+
+
+def discover_classes(data_dir: str | os.PathLike) -> tuple[list[str], list[tuple[str, int]]]:
+    """(class names, [(file, class index)]) from a folder with one subfolder per class."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise MedViewerError(f"{root}: no such folder")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise MedViewerError(f"{root}: needs one subfolder per class (at least two)")
+    items = []
+    for index, cls in enumerate(classes):
+        files = sorted(p for p in (root / cls).rglob("*") if p.is_file() and not p.name.startswith(".")
+                       and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise MedViewerError(f"{root / cls}: no images")
+        items.extend((str(f), index) for f in files)
+    return classes, items
+
+
+def patient_split(items: list[tuple[str, int]], val_fraction: float = 0.18, seed: int = 0,
+                  ) -> tuple[list[int], list[int]]:
+    """Indices (train, validation) of items: patient-wise (a patient's images all go to one side),
+    stratified by class (patients are grouped per class, by the class of their first image)."""
+    rng = np.random.default_rng(seed)
+    by_patient: dict[tuple[int, str], list[int]] = {}
+    for i, (path, label) in enumerate(items):
+        by_patient.setdefault((label, patient_id(path)), []).append(i)
+    # a patient id seen under two classes is one person: keep all its images together
+    owner: dict[str, tuple[int, str]] = {}
+    groups: dict[tuple[int, str], list[int]] = {}
+    for key in sorted(by_patient):
+        pid = key[1]
+        target = owner.setdefault(pid, key)
+        groups.setdefault(target, []).extend(by_patient[key])
+    train, val = [], []
+    for label in sorted({k[0] for k in groups}):
+        keys = sorted(k for k in groups if k[0] == label)
+        order = rng.permutation(len(keys))
+        n_images = sum(len(groups[k]) for k in keys)
+        taken = 0
+        for j in order:
+            members = groups[keys[j]]
+            if taken < val_fraction * n_images:
+                val.extend(members)
+                taken += len(members)
+            else:
+                train.extend(members)
+    return sorted(train), sorted(val)
+
+
+def _resize_bilinear(image: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize of a 2D float array to size x size (half-pixel centres); box-filters first
+    when shrinking by 2 or more so that detail does not alias."""
+    h, w = image.shape
+    while h >= 2 * size and w >= 2 * size:
+        image = image[: h // 2 * 2, : w // 2 * 2]
+        image = 0.25 * (image[0::2, 0::2] + image[1::2, 0::2] + image[0::2, 1::2] + image[1::2, 1::2])
+        h, w = image.shape
+    ys = np.clip((np.arange(size) + 0.5) * h / size - 0.5, 0, h - 1)
+    xs = np.clip((np.arange(size) + 0.5) * w / size - 0.5, 0, w - 1)
+    y0 = np.floor(ys).astype(int)
+    x0 = np.floor(xs).astype(int)
+    y1 = np.minimum(y0 + 1, h - 1)
+    x1 = np.minimum(x0 + 1, w - 1)
+    wy = (ys - y0)[:, None]
+    wx = (xs - x0)[None, :]
+    top = image[y0][:, x0] * (1 - wx) + image[y0][:, x1] * wx
+    bottom = image[y1][:, x0] * (1 - wx) + image[y1][:, x1] * wx
+    return top * (1 - wy) + bottom * wy
+
+
+def to_unit_grey(data: np.ndarray, image_size: int) -> np.ndarray:
+    """A volume's data ((1, H, W), (1, H, W, 3|4), (H, W) or (H, W, 3|4)) as a grey float32
+    (image_size, image_size) image in [0, 1] (uint8 divided by 255, others min-max scaled)."""
+    a = np.asarray(data)
+    if a.ndim >= 3 and a.shape[-1] in (3, 4) and a.shape[0] == 1 and a.ndim == 4:
+        a = a[0]
+    elif a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 3 and a.shape[-1] in (3, 4):
+        a = a[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        scale = 255.0 if np.asarray(data).dtype == np.uint8 else None
+    else:
+        scale = 255.0 if a.dtype == np.uint8 else None
+    if a.ndim != 2:
+        raise MedViewerError(f"expected a 2D image, got shape {np.asarray(data).shape}")
+    a = a.astype(np.float32)
+    if scale is not None:
+        a = a / scale
+    else:
+        lo, hi = float(a.min()), float(a.max())
+        a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    return np.clip(_resize_bilinear(a, image_size), 0.0, 1.0).astype(np.float32)
+
+
+def zscore(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image, np.float32)
+    std = float(image.std())
+    return ((image - image.mean()) / (std if std > 1e-6 else 1.0)).astype(np.float32)
+
+
+def preprocess_image(data: np.ndarray, image_size: int) -> np.ndarray:
+    """What the shipped classifier expects: a (1, image_size, image_size) float32 array,
+    grey, resized, scaled to [0, 1] and z-scored per image."""
+    return zscore(to_unit_grey(data, image_size))[np.newaxis]
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties counted half); nan with one class only."""
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores), dtype=np.float64)
+    sorted_scores = scores[order]
+    i = 0
+    while i < len(scores):  # average ranks over ties
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(false positive rates, true positive rates) over all thresholds."""
+    labels = np.asarray(labels).astype(bool)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="mergesort")
+    tp = np.concatenate([[0], np.cumsum(labels[order])])
+    fp = np.concatenate([[0], np.cumsum(~labels[order])])
+    return fp / max(fp[-1], 1), tp / max(tp[-1], 1)
+
+
+def binary_metrics(labels: np.ndarray, prob_positive: np.ndarray, threshold: float = 0.5) -> dict:
+    labels = np.asarray(labels).astype(bool)
+    pred = np.asarray(prob_positive) >= threshold
+    tp, tn = int((pred & labels).sum()), int((~pred & ~labels).sum())
+    fp, fn = int((pred & ~labels).sum()), int((~pred & labels).sum())
+    n = len(labels)
+    return {"accuracy": round((tp + tn) / n, 4) if n else float("nan"),
+            "sensitivity": round(tp / (tp + fn), 4) if tp + fn else float("nan"),
+            "specificity": round(tn / (tn + fp), 4) if tn + fp else float("nan"),
+            "roc_auc": round(roc_auc(labels, prob_positive), 4),
+            "threshold": threshold, "tp": tp, "tn": tn, "fp": fp, "fn": fn}
+
+
+def load_images(paths: list[str], image_size: int, progress: Callable[[str], None] = print) -> np.ndarray:
+    """(N, image_size, image_size) float32 in [0, 1], read with open_volume."""
+    from medviewer.io.discover import open_volume
+
+    out = np.empty((len(paths), image_size, image_size), np.float32)
+    start = time.monotonic()
+    for i, path in enumerate(paths):
+        out[i] = to_unit_grey(open_volume(path).data, image_size)
+        if (i + 1) % 1000 == 0:
+            progress(f"read {i + 1}/{len(paths)} images ({time.monotonic() - start:.0f} s)")
+    return out
+
+
+def default_network(image_size: int, n_classes: int) -> dict:
+    return {"class": "monai.networks.nets.ResNet",
+            "args": {"block": "basic", "layers": [1, 1, 1, 1], "block_inplanes": [16, 32, 64, 128],
+                     "spatial_dims": 2, "n_input_channels": 1, "num_classes": n_classes}}
+
+
+def train_classification(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *, image_size: int = 128,
+                         epochs: int = 30, batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
+                         max_minutes: float | None = None, patience: int = 6, val_fraction: float = 0.18,
+                         name: str = "pneumonia-cnn", version: str = "1.0", modality: str = "XR",
+                         limit_per_class: int | None = None, command: str | None = None,
+                         progress: Callable[[str], None] = print) -> dict:
+    """Train, keep the best epoch by validation ROC AUC, write out_dir/model.pt + manifest.json.
+    Returns the manifest's metrics. max_minutes bounds the whole run (reading included): the
+    epoch running when it is reached is the last one. limit_per_class (tests) takes the first N
+    files of each class."""
+    started = time.monotonic()
+    classes, items = discover_classes(data_dir)
+    if limit_per_class:
+        items = [it for c in range(len(classes)) for it in [x for x in items if x[1] == c][:limit_per_class]]
+    train_idx, val_idx = patient_split(items, val_fraction=val_fraction, seed=seed)
+    if not train_idx or not val_idx:
+        raise MedViewerError(f"{data_dir}: too few patients to split into training and validation")
+    labels = np.array([label for _, label in items], dtype=np.int64)
+    progress(f"{len(items)} images in {len(classes)} classes ({', '.join(classes)}); "
+             f"{len(train_idx)} training, {len(val_idx)} validation (patient-wise, seed {seed})")
+    images = load_images([p for p, _ in items], image_size, progress)
+    network = default_network(image_size, len(classes))
+
+    from medviewer.ai.backends.classification_train import train_network
+
+    result = train_network(
+        network, images[train_idx], labels[train_idx], images[val_idx], labels[val_idx],
+        n_classes=len(classes), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience,
+        deadline=None if max_minutes is None else started + 60.0 * max_minutes, progress=progress)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = out / "model.pt"
+    result["save"](weights)
+    prob = result["val_prob"]  # (n_val, n_classes) of the best epoch
+    val_labels = labels[val_idx]
+    positive = len(classes) - 1
+    metrics = binary_metrics(val_labels == positive, prob[:, positive])
+    metrics.update({"positive_class": classes[positive], "n_train": len(train_idx), "n_val": len(val_idx),
+                    "n_val_per_class": {c: int((val_labels == i).sum()) for i, c in enumerate(classes)},
+                    "epochs_run": result["epochs_run"], "best_epoch": result["best_epoch"],
+                    "stopped": result["stopped"], "train_seconds": round(time.monotonic() - started, 1),
+                    "images_per_second": result["images_per_second"],
+                    "measured_on": "patient-wise validation split of the training data"})
+    if command is None:
+        command = (f"python scripts/train_shipped_models.py --data {shlex.quote(str(data_dir))} --out "
+                   f"{shlex.quote(str(out_dir))} --image-size {image_size} --epochs {epochs} --batch-size "
+                   f"{batch_size} --lr {lr} --seed {seed}" + (f" --minutes {max_minutes:g}" if max_minutes else ""))
+    manifest = {
+        "name": name, "version": version, "task": "classification",
+        "description": "Paediatric chest X-ray: normal vs pneumonia (small 2D ResNet).",
+        "input": {"modality": modality, "dims": 2, "channels": 1, "size": [image_size, image_size],
+                  "normalisation": "zscore",
+                  "preprocessing": "grey (ITU-R 601 luma), bilinear resize, uint8/255 to [0, 1] "
+                                   "(other types min-max), then z-score per image"},
+        "outputs": {"classes": classes, "activation": "softmax"},
+        "network": network, "weights": weights.name, "sha256": sha256_of(weights),
+        "metrics": metrics,
+        "training": {"data": DATA_SOURCE, "data_licence": DATA_LICENCE,
+                     "data_classes": {c: int((labels == i).sum()) for i, c in enumerate(classes)},
+                     "split": f"patient-wise, stratified by class, {val_fraction:.0%} of each class's images "
+                              f"to validation, numpy default_rng seed {seed}",
+                     "seed": seed, "image_size": image_size, "epochs_max": epochs, "batch_size": batch_size,
+                     "lr": lr, "optimiser": "AdamW (weight decay 1e-4), one-cycle LR (10% warm-up, cosine decay)",
+                     "loss": "class-weighted cross-entropy",
+                     "class_weights": result["class_weights"], "patience": patience,
+                     "augmentation": result["augmentation"],
+                     "early_stopping": "best validation ROC AUC, patience "
+                                       f"{patience} epochs",
+                     "software": result["software"], "command": command},
+        "licence": "weights: CC BY 4.0 (trained on CC BY 4.0 data)",
+        "intended_use": "research and demonstration, not for clinical use",
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    _roc_png(out / "roc.png", val_labels == positive, prob[:, positive], metrics["roc_auc"])
+    progress(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and manifest.json: "
+             + ", ".join(f"{k} {metrics[k]}" for k in ("accuracy", "sensitivity", "specificity", "roc_auc")))
+    return metrics
+
+
+def _roc_png(path: Path, labels: np.ndarray, scores: np.ndarray, auc: float) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fpr, tpr = roc_curve(labels, scores)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot(fpr, tpr, label=f"AUC {auc:.3f}")
+    ax.plot([0, 1], [0, 1], "--", color="grey")
+    ax.set_xlabel("1 - specificity")
+    ax.set_ylabel("sensitivity")
+    ax.legend(loc="lower right")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
