@@ -16,25 +16,45 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True, help="folder with one subfolder per class (NORMAL, PNEUMONIA)")
-    p.add_argument("--out", default="resources/models/pneumonia-cnn", help="model folder to write")
+    p.add_argument("--task", choices=("classification", "segmentation"), default="classification")
+    p.add_argument("--data", required=True, help="classification: one subfolder per class (NORMAL, PNEUMONIA); "
+                                                 "segmentation: imagesTr/ + labelsTr/ (MSD layout)")
+    p.add_argument("--out", default=None, help="model folder to write (default resources/models/"
+                                               "pneumonia-cnn or hippocampus-unet)")
     p.add_argument("--minutes", type=float, default=None, help="time budget for the whole run")
     p.add_argument("--image-size", type=int, default=128)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--size", type=int, nargs=3, default=[48, 64, 48], help="segmentation: z y x (multiples of 16)")
+    p.add_argument("--epochs", type=int, default=None, help="default 30 (classification), 200 (segmentation)")
+    p.add_argument("--batch-size", type=int, default=None, help="default 32 (classification), 4 (segmentation)")
+    p.add_argument("--lr", type=float, default=None, help="default 1e-3 (classification), 3e-3 (segmentation)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--patience", type=int, default=6)
+    p.add_argument("--patience", type=int, default=None, help="default 6 (classification), 15 (segmentation)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = p.parse_args(argv)
 
     import torch
 
     torch.set_num_threads(args.threads)
-    from medviewer.ai.training import train_classification
-
     command = "python scripts/train_shipped_models.py " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    if args.task == "segmentation":
+        from medviewer.ai.training.segmentation import train_segmentation
+
+        metrics = train_segmentation(args.data, args.out or "resources/models/hippocampus-unet",
+                                     size=tuple(args.size), epochs=args.epochs or 200,
+                                     batch_size=args.batch_size or 4, lr=args.lr or 3e-3, seed=args.seed,
+                                     patience=args.patience or 15, minutes=args.minutes, command=command,
+                                     progress=lambda s: print(s, flush=True))
+        print({k: metrics[k] for k in ("dice", "hd95_mm", "n_train", "n_val", "epochs", "train_seconds")})
+        return 0
+    from medviewer.ai.training import train_classification
+
+    if args.out is None:
+        args.out = "resources/models/pneumonia-cnn"
+    args.epochs = 30 if args.epochs is None else args.epochs
+    args.batch_size = 32 if args.batch_size is None else args.batch_size
+    args.lr = 1e-3 if args.lr is None else args.lr
+    args.patience = 6 if args.patience is None else args.patience
     metrics = train_classification(args.data, args.out, image_size=args.image_size, epochs=args.epochs,
                                    batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                    max_minutes=args.minutes, patience=args.patience, command=command,
