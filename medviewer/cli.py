@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from medviewer import __version__
@@ -39,16 +40,19 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--models", action="append", default=[], metavar="DIR",
                         help="also look for model folders in DIR (repeatable)")
 
-    infer = sub.add_parser("infer", help="run a model on images (classification: class probabilities)")
+    infer = sub.add_parser("infer", help="run a model on images: class probabilities, or label maps written to --out")
     infer.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders (every image in a folder)")
     infer.add_argument("--model", required=True, help="model name (see `medviewer models`)")
     infer.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     infer.add_argument("--json", action="store_true", help="one JSON object per input and line")
+    infer.add_argument("--out", help="folder for segmentation outputs (a label NIfTI per input)")
     infer.add_argument("--models", action="append", default=[], metavar="DIR", help="extra model folder")
 
     train = sub.add_parser("train", help="train a model (classification: folder-per-class 2D images)")
-    train.add_argument("task", choices=["classification"], help="what to train")
-    train.add_argument("--data", required=True, help="folder with one subfolder of images per class")
+    train.add_argument("task", choices=["classification", "segmentation"], help="what to train")
+    train.add_argument("--data", required=True,
+                       help="classification: one subfolder of images per class; segmentation: an MSD "
+                            "dataset (imagesTr/, labelsTr/, dataset.json)")
     train.add_argument("--out", required=True, help="model folder to write (manifest + weights)")
     train.add_argument("--image-size", type=int, default=128)
     train.add_argument("--epochs", type=int, default=30)
@@ -90,8 +94,6 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_stats(args)
         if args.command == "train":
             from medviewer.ai.training import train_classification
-
-            import os
 
             metrics = train_classification(args.data, args.out, image_size=args.image_size, epochs=args.epochs,
                                            max_minutes=args.minutes, seed=args.seed,
@@ -159,9 +161,10 @@ def cmd_infer(args) -> int:
     from medviewer.io import discover
 
     spec = find_model(args.model, args.models).spec
-    if spec.task != "classification":
-        raise MedViewerError(f"{spec.name} is a {spec.task} model: only classification models run "
-                             "from `medviewer infer` so far")
+    if spec.task == "segmentation":
+        if not args.out:
+            raise MedViewerError(f"{spec.name} is a segmentation model: give --out DIR for the label maps")
+        os.makedirs(args.out, exist_ok=True)
     failures = 0
     for path in args.inputs:
         found = discover(path)
@@ -169,6 +172,11 @@ def cmd_infer(args) -> int:
         for source in found.sources:
             where = source.files[0] if len(source.files) == 1 else path
             try:
+                if spec.task == "segmentation":
+                    out = _segment_to_file(spec, source, where, args)
+                    print(json.dumps({"input": where, "output": out}) if args.json else f"{where} -> {out}",
+                          flush=True)
+                    continue
                 result = classify(spec, source.load(), args.device)
             except MedViewerError as exc:
                 print(f"medviewer: warning: {where}: {exc}", file=sys.stderr)
@@ -181,6 +189,22 @@ def cmd_infer(args) -> int:
                 probs = "  ".join(f"{c} {p:.3f}" for c, p in result["probabilities"].items())
                 print(f"{where}: {result['prediction']}  ({probs})", flush=True)
     return 1 if failures else 0
+
+
+def _segment_to_file(spec, source, where: str, args) -> str:
+    """Segment one source and write its label map (the input's own grid) to --out."""
+    from medviewer.ai.segmentation_inference import segment
+    from medviewer.io import write_volume
+
+    result = segment(spec, source.load(), args.device)
+    stem = os.path.basename(os.path.normpath(where))
+    for ext in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm", ".png", ".jpg", ".jpeg"):
+        if stem.lower().endswith(ext):
+            stem = stem[: -len(ext)]
+            break
+    path = os.path.join(args.out, f"{stem}_seg.nii.gz")
+    write_volume(result["labels"], path)
+    return path
 
 
 def cmd_models(extra: list[str], as_json: bool) -> int:

@@ -67,3 +67,24 @@ def test_infer_command_prints_one_json_line_per_input_and_reports_refusals(tmp_p
     assert set(lines[0]) == {"input", "probabilities", "prediction"}
     assert proc.returncode == 1 and "2D model" in proc.stderr  # the CT was refused, with the reason
     assert np.isclose(sum(lines[0]["probabilities"].values()), 1.0)
+
+
+def test_infer_segmentation_writes_a_label_map_on_the_input_grid(tmp_path):
+    import SimpleITK as sitk
+
+    from tests.conftest import REPO
+
+    if not (REPO / "resources" / "models" / "hippocampus-unet" / "manifest.json").is_file():
+        pytest.skip("the shipped hippocampus-unet is not in resources/models")
+    mri = DEMO / "mri_hippocampus" / "hippocampus_001.nii.gz"
+    env = {**os.environ, "MEDVIEWER_DATA_DIR": str(tmp_path / "user"), "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, "-m", "medviewer", "infer", "--model", "hippocampus-unet", str(mri),
+                           "--out", str(tmp_path / "out"), "--json"], capture_output=True, text=True,
+                          timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr
+    line = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert line["input"] == str(mri) and line["output"].endswith("hippocampus_001_seg.nii.gz")
+    out, src = sitk.ReadImage(line["output"]), sitk.ReadImage(str(mri))
+    assert out.GetSize() == src.GetSize() and np.allclose(out.GetDirection(), src.GetDirection())
+    assert np.allclose(out.GetOrigin(), src.GetOrigin()) and np.allclose(out.GetSpacing(), src.GetSpacing())
+    assert set(np.unique(sitk.GetArrayFromImage(out))) == {0, 1, 2}
