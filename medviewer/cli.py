@@ -9,7 +9,7 @@ import sys
 from medviewer import __version__
 from medviewer.core.errors import MedViewerError
 
-COMMANDS = ("info", "convert", "view", "screenshot", "stats", "models", "infer", "train")
+COMMANDS = ("info", "convert", "view", "screenshot", "stats", "models", "infer", "train", "evaluate")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--name", help="model name in the manifest (default: the output folder's name)")
 
+    ev = sub.add_parser("evaluate", help="measure a model on a labelled dataset")
+    ev.add_argument("--model", required=True, help="model name (see `medviewer models`)")
+    ev.add_argument("--data", required=True, help="classification: a folder per class; segmentation: MSD folder")
+    ev.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    ev.add_argument("--limit", type=int, help="at most N images per class (classification) or N cases")
+    ev.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    ev.add_argument("--models", action="append", default=[], metavar="DIR", help="extra model folder")
+
     shot = sub.add_parser("screenshot", help="render the viewer offscreen to a PNG")
     shot.add_argument("input", help="file, folder or DICOMDIR")
     shot.add_argument("--out", required=True, help="PNG file to write")
@@ -102,6 +110,18 @@ def main(argv: list[str] | None = None) -> int:
                                            progress=lambda line: print(line, flush=True))
             print(json.dumps({k: metrics.get(k) for k in ("accuracy", "sensitivity", "specificity",
                                                             "roc_auc", "n_train", "n_val", "epochs_run")}))
+            return 0
+        if args.command == "evaluate":
+            from medviewer.ai.evaluation import evaluate
+            from medviewer.ai.registry import find_model
+
+            result = evaluate(find_model(args.model, args.models).spec, args.data, args.device, args.limit,
+                              progress=lambda line: print(line, file=sys.stderr, flush=True))
+            if args.json:
+                print(json.dumps(result))
+            else:
+                shown = {k: v for k, v in result.items() if k != "roc"}
+                print("\n".join(f"{k}: {v}" for k, v in shown.items()))
             return 0
         if args.command == "infer":
             return cmd_infer(args)
