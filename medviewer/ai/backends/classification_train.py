@@ -8,14 +8,14 @@ without improvement, at `epochs`, or before an epoch that would not end before `
 """
 from __future__ import annotations
 
-import copy
 import importlib
-import platform
 import time
 from typing import Callable
 
 import numpy as np
 import torch
+
+from medviewer.ai.backends.checkpoint import BestCheckpoint, software_versions, weights_saver
 
 from medviewer.ai.training.classification import roc_auc
 
@@ -50,7 +50,6 @@ def predict(net: torch.nn.Module, images: np.ndarray, batch_size: int = 128) -> 
 def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
                   y_val: np.ndarray, *, n_classes: int, epochs: int, batch_size: int, lr: float, seed: int,
                   patience: int, deadline: float | None, progress: Callable[[str], None] = print) -> dict:
-    import monai
     from monai.transforms import RandAffine
     from monai.utils import set_determinism
 
@@ -68,8 +67,8 @@ def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch,
                                                 pct_start=0.1, anneal_strategy="cos")
     positive = n_classes - 1
-    best_auc, best_state, best_prob, best_epoch = -1.0, None, None, 0
-    epochs_run, stopped, since_best = 0, "max epochs", 0
+    best = BestCheckpoint(patience)
+    epochs_run, stopped = 0, "max epochs"
     last_epoch_s, seen, train_s = 0.0, 0, 0.0
     for epoch in range(1, epochs + 1):
         if deadline is not None and epochs_run and time.monotonic() + last_epoch_s > deadline:
@@ -106,28 +105,16 @@ def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val
         acc = float((prob.argmax(1) == y_val).mean())
         epochs_run = epoch
         last_epoch_s = time.monotonic() - t0
-        better = auc > best_auc
-        if better:
-            best_auc, best_state, best_prob, best_epoch = auc, copy.deepcopy(net.state_dict()), prob, epoch
-            since_best = 0
-        else:
-            since_best += 1
+        better = best.update(net, auc, prob, epoch)
         progress(f"epoch {epoch}/{epochs}: loss {total / max(n, 1):.4f}, val AUC {auc:.4f}, val acc {acc:.4f}, "
                  f"{n / max(last_epoch_s, 1e-9):.0f} img/s, {last_epoch_s:.0f} s" + (" *best" if better else ""))
-        if since_best >= patience:
+        if best.exhausted:
             stopped = f"early stop (no better validation AUC in {patience} epochs)"
             break
-    if best_state is None:  # not one full epoch: keep what there is
-        best_prob, best_state, best_epoch = predict(net, x_val), net.state_dict(), 0
-    net.load_state_dict(best_state)
-    progress(f"stopped: {stopped}; best epoch {best_epoch} (val AUC {best_auc:.4f})")
-
-    def save(path) -> None:
-        torch.save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(path))
-
-    return {"save": save, "val_prob": best_prob, "epochs_run": epochs_run, "best_epoch": best_epoch,
+    best.restore(net, lambda: predict(net, x_val))
+    progress(f"stopped: {stopped}; best epoch {best.epoch} (val AUC {best.score:.4f})")
+    return {"save": weights_saver(net), "val_prob": best.output, "epochs_run": epochs_run, "best_epoch": best.epoch,
             "stopped": stopped, "class_weights": [round(float(w), 4) for w in weights],
             "images_per_second": round(seen / train_s, 1) if train_s else None,
             "augmentation": AUGMENTATION,
-            "software": {"torch": torch.__version__, "monai": monai.__version__, "numpy": np.__version__,
-                         "python": platform.python_version(), "threads": torch.get_num_threads()}}
+            "software": software_versions()}

@@ -11,14 +11,14 @@ would not end before `deadline`.
 """
 from __future__ import annotations
 
-import copy
 import importlib
-import platform
 import time
 from typing import Callable
 
 import numpy as np
 import torch
+
+from medviewer.ai.backends.checkpoint import BestCheckpoint, software_versions, weights_saver
 
 AUGMENTATION = {"flip": "x (left-right) axis, p=0.5; never y or z",
                 "intensity": "nonzero voxels * U(0.9, 1.1) + U(-0.1, 0.1), p=0.5"}
@@ -57,7 +57,6 @@ def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val
                   y_val: np.ndarray, *, epochs: int, batch_size: int, lr: float, seed: int, patience: int,
                   deadline: float | None, score: Callable[[np.ndarray, np.ndarray], float],
                   progress: Callable[[str], None] = print) -> dict:
-    import monai
     from monai.losses import DiceCELoss
     from monai.utils import set_determinism
 
@@ -72,8 +71,8 @@ def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val
                                                 pct_start=0.05, anneal_strategy="cos")
     xt = torch.from_numpy(np.ascontiguousarray(x_train))[:, None]
     yt = torch.from_numpy(np.ascontiguousarray(y_train).astype(np.int64))[:, None]
-    best, best_state, best_pred, best_epoch = -1.0, None, None, 0
-    epochs_run, stopped, since_best, last_epoch_s = 0, "max epochs", 0, 0.0
+    best = BestCheckpoint(patience)
+    epochs_run, stopped, last_epoch_s = 0, "max epochs", 0.0
     for epoch in range(1, epochs + 1):
         if deadline is not None and epochs_run and time.monotonic() + last_epoch_s > deadline:
             stopped = "time budget"
@@ -98,26 +97,14 @@ def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val
         s = score(pred, y_val)
         epochs_run = epoch
         last_epoch_s = time.monotonic() - t0
-        better = s > best
-        if better:
-            best, best_state, best_pred, best_epoch = s, copy.deepcopy(net.state_dict()), pred, epoch
-            since_best = 0
-        else:
-            since_best += 1
+        better = best.update(net, s, pred, epoch)
         progress(f"epoch {epoch}/{epochs}: loss {total / max(n, 1):.4f}, val mean Dice {s:.4f}, "
                  f"{last_epoch_s:.1f} s" + (" *best" if better else ""))
-        if since_best >= patience:
+        if best.exhausted:
             stopped = f"early stop (no better validation mean Dice in {patience} epochs)"
             break
-    if best_state is None:
-        best_state, best_pred = net.state_dict(), predict_labels(net, x_val)
-    net.load_state_dict(best_state)
-    progress(f"stopped: {stopped}; best epoch {best_epoch} (val mean Dice {best:.4f})")
-
-    def save(path) -> None:
-        torch.save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(path))
-
-    return {"save": save, "val_pred": best_pred, "epochs_run": epochs_run, "best_epoch": best_epoch,
-            "stopped": stopped, "augmentation": AUGMENTATION,
-            "software": {"torch": torch.__version__, "monai": monai.__version__, "numpy": np.__version__,
-                         "python": platform.python_version(), "threads": torch.get_num_threads()}}
+    best.restore(net, lambda: predict_labels(net, x_val))
+    progress(f"stopped: {stopped}; best epoch {best.epoch} (val mean Dice {best.score:.4f})")
+    return {"save": weights_saver(net), "val_pred": best.output, "epochs_run": epochs_run,
+            "best_epoch": best.epoch, "stopped": stopped, "augmentation": AUGMENTATION,
+            "software": software_versions()}
