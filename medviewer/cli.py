@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 
 from medviewer import __version__
 from medviewer.core.errors import MedViewerError
@@ -40,25 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--models", action="append", default=[], metavar="DIR",
                         help="also look for model folders in DIR (repeatable)")
 
-    infer = sub.add_parser("infer", help="run a model on images: class probabilities, or label maps written to --out")
-    infer.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders (every image in a folder)")
-    infer.add_argument("--model", required=True, help="model name (see `medviewer models`)")
-    infer.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    infer.add_argument("--json", action="store_true", help="one JSON object per input and line")
-    infer.add_argument("--out", help="folder for segmentation outputs (a label NIfTI per input)")
-    infer.add_argument("--models", action="append", default=[], metavar="DIR", help="extra model folder")
+    from medviewer.cli_ai import add_parsers as add_ai_parsers
 
-    train = sub.add_parser("train", help="train a model (classification: folder-per-class 2D images)")
-    train.add_argument("task", choices=["classification", "segmentation"], help="what to train")
-    train.add_argument("--data", required=True,
-                       help="classification: one subfolder of images per class; segmentation: an MSD "
-                            "dataset (imagesTr/, labelsTr/, dataset.json)")
-    train.add_argument("--out", required=True, help="model folder to write (manifest + weights)")
-    train.add_argument("--image-size", type=int, default=128)
-    train.add_argument("--epochs", type=int, default=30)
-    train.add_argument("--minutes", type=float, help="time budget; stops cleanly with the best model so far")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--name", help="model name in the manifest (default: the output folder's name)")
+    add_ai_parsers(sub)  # `infer` and `train`
 
     ev = sub.add_parser("evaluate", help="measure a model on a labelled dataset")
     ev.add_argument("--model", required=True, help="model name (see `medviewer models`)")
@@ -66,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     ev.add_argument("--limit", type=int, help="at most N images per class (classification) or N cases")
     ev.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    ev.add_argument("--roc-png", metavar="FILE",
+                    help="write the ROC curve as a PNG (classification models only)")
+    ev.add_argument("--out", metavar="DIR",
+                    help="write DIR/evaluation.json (the full result, ROC points included) and, for "
+                         "classification, DIR/roc_<model>.png (unless --roc-png names another file)")
     ev.add_argument("--models", action="append", default=[], metavar="DIR", help="extra model folder")
 
     shot = sub.add_parser("screenshot", help="render the viewer offscreen to a PNG")
@@ -101,29 +91,14 @@ def main(argv: list[str] | None = None) -> int:
 
             return cmd_stats(args)
         if args.command == "train":
-            from medviewer.ai.training import train_classification
+            from medviewer.cli_ai import cmd_train
 
-            metrics = train_classification(args.data, args.out, image_size=args.image_size, epochs=args.epochs,
-                                           max_minutes=args.minutes, seed=args.seed,
-                                           name=args.name or os.path.basename(os.path.abspath(args.out)),
-                                           command="medviewer " + " ".join(argv),
-                                           progress=lambda line: print(line, flush=True))
-            print(json.dumps({k: metrics.get(k) for k in ("accuracy", "sensitivity", "specificity",
-                                                            "roc_auc", "n_train", "n_val", "epochs_run")}))
-            return 0
+            return cmd_train(args, argv)
         if args.command == "evaluate":
-            from medviewer.ai.evaluation import evaluate
-            from medviewer.ai.registry import find_model
-
-            result = evaluate(find_model(args.model, args.models).spec, args.data, args.device, args.limit,
-                              progress=lambda line: print(line, file=sys.stderr, flush=True))
-            if args.json:
-                print(json.dumps(result))
-            else:
-                shown = {k: v for k, v in result.items() if k != "roc"}
-                print("\n".join(f"{k}: {v}" for k, v in shown.items()))
-            return 0
+            return cmd_evaluate(args)
         if args.command == "infer":
+            from medviewer.cli_ai import cmd_infer
+
             return cmd_infer(args)
         if args.command == "models":
             return cmd_models(args.models, args.json)
@@ -175,56 +150,70 @@ def cmd_info(path: str, as_json: bool) -> int:
     return 0
 
 
-def cmd_infer(args) -> int:
-    from medviewer.ai.inference import classify
+def cmd_evaluate(args) -> int:
+    from medviewer.ai.evaluation import evaluate
     from medviewer.ai.registry import find_model
-    from medviewer.io import discover
 
     spec = find_model(args.model, args.models).spec
-    if spec.task == "segmentation":
-        if not args.out:
-            raise MedViewerError(f"{spec.name} is a segmentation model: give --out DIR for the label maps")
-        os.makedirs(args.out, exist_ok=True)
-    failures = 0
-    for path in args.inputs:
-        found = discover(path)
-        _report_problems(found)
-        for source in found.sources:
-            where = source.files[0] if len(source.files) == 1 else path
-            try:
-                if spec.task == "segmentation":
-                    out = _segment_to_file(spec, source, where, args)
-                    print(json.dumps({"input": where, "output": out}) if args.json else f"{where} -> {out}",
-                          flush=True)
-                    continue
-                result = classify(spec, source.load(), args.device)
-            except MedViewerError as exc:
-                print(f"medviewer: warning: {where}: {exc}", file=sys.stderr)
-                failures += 1
-                continue
-            if args.json:
-                print(json.dumps({"input": where, "probabilities": result["probabilities"],
-                                  "prediction": result["prediction"]}), flush=True)
-            else:
-                probs = "  ".join(f"{c} {p:.3f}" for c, p in result["probabilities"].items())
-                print(f"{where}: {result['prediction']}  ({probs})", flush=True)
-    return 1 if failures else 0
+    if args.roc_png and spec.task != "classification":
+        raise MedViewerError(f"--roc-png: {spec.name} is a {spec.task} model; "
+                             "ROC curves are for classification models")
+    if args.roc_png and not os.path.isdir(os.path.dirname(os.path.abspath(args.roc_png))):
+        raise MedViewerError(f"--roc-png {args.roc_png}: no such folder")
+    if args.out:
+        try:
+            os.makedirs(args.out, exist_ok=True)
+        except OSError as exc:
+            raise MedViewerError(f"{args.out}: cannot create the output folder ({exc.strerror or exc})") from exc
+    result = evaluate(spec, args.data, args.device, args.limit,
+                      progress=lambda line: print(line, file=sys.stderr, flush=True))
+    written = []
+    png = args.roc_png or (os.path.join(args.out, f"roc_{_file_stem(spec.name)}.png")
+                           if args.out and result.get("task") == "classification" else None)
+    if png:
+        from medviewer.io.roc_png import write_roc_png
+
+        title = f"ROC curve: {spec.name} ({result['n']} images, {result['positive_class']} positive)"
+        write_roc_png(png, [{"label": spec.name, "fpr": result["roc"]["fpr"], "tpr": result["roc"]["tpr"],
+                             "auc": result.get("roc_auc")}], title=title)
+        result["roc_png"] = png
+        written.append(png)
+    if args.out:
+        written.append(_write_json(os.path.join(args.out, "evaluation.json"), result))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        shown = {k: v for k, v in result.items() if k not in ("roc", "roc_png")}
+        print("\n".join(f"{k}: {v}" for k, v in shown.items()))
+        for path in written:
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
 
 
-def _segment_to_file(spec, source, where: str, args) -> str:
-    """Segment one source and write its label map (the input's own grid) to --out."""
-    from medviewer.ai.segmentation_inference import segment
-    from medviewer.io import write_volume
+def _write_json(path: str, data: dict) -> str:
+    """Write data as indented JSON, atomically (temporary file, then rename)."""
+    from medviewer.io.writer import publish
 
-    result = segment(spec, source.load(), args.device)
-    stem = os.path.basename(os.path.normpath(where))
-    for ext in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm", ".png", ".jpg", ".jpeg"):
-        if stem.lower().endswith(ext):
-            stem = stem[: -len(ext)]
-            break
-    path = os.path.join(args.out, f"{stem}_seg.nii.gz")
-    write_volume(result["labels"], path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                                   dir=os.path.dirname(os.path.abspath(path)))
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1)
+            fh.write("\n")
+        publish(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise MedViewerError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
     return path
+
+
+def _file_stem(name: str) -> str:
+    """A model name made safe as part of a file name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "model"
 
 
 def cmd_models(extra: list[str], as_json: bool) -> int:

@@ -3,6 +3,8 @@
 
     python scripts/train_shipped_models.py --data /work/shared/data/chest_xray/train \
         --out resources/models/pneumonia-cnn --minutes 20
+    python scripts/train_shipped_models.py --task segmentation --data /work/shared/data/hippocampus
+    python scripts/train_shipped_models.py --task anomaly --data /work/shared/data/chest_xray/train
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--task", choices=("classification", "segmentation"), default="classification")
+    p.add_argument("--task", choices=("classification", "segmentation", "anomaly"), default="classification")
     p.add_argument("--data", required=True, help="classification: one subfolder per class (NORMAL, PNEUMONIA); "
                                                  "segmentation: imagesTr/ + labelsTr/ (MSD layout)")
     p.add_argument("--out", default=None, help="model folder to write (default resources/models/"
@@ -29,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=None, help="default 1e-3 (classification), 3e-3 (segmentation)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--patience", type=int, default=None, help="default 6 (classification), 15 (segmentation)")
+    p.add_argument("--method", default="one_class_svm", choices=("one_class_svm", "isolation_forest"),
+                   help="anomaly: the detector")
+    p.add_argument("--limit", type=int, default=1000, help="anomaly: NORMAL images to fit on")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = p.parse_args(argv)
 
@@ -37,6 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     command = "python scripts/train_shipped_models.py " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    if args.task == "anomaly":
+        from medviewer.ai.training.anomaly import train_anomaly
+
+        metrics = train_anomaly(args.data, args.out or "resources/models/cxr-anomaly", method=args.method,
+                                limit=args.limit, val_limit=300, seed=args.seed, command=command,
+                                progress=lambda s: print(s, flush=True))
+        print(metrics)
+        return 0
     if args.task == "segmentation":
         from medviewer.ai.training.segmentation import train_segmentation
 

@@ -7,7 +7,7 @@ Networks are cached per (model folder, device) and reloaded when the weights fil
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -44,6 +44,51 @@ def check_input(spec: ModelSpec, volume: Volume) -> str:
     return ""
 
 
+def _smaller_roi(roi: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The largest axis halved (kept a multiple of 16, at least 16); None when nothing can shrink."""
+    axis = int(np.argmax(roi))
+    if roi[axis] // 2 < 16:
+        return None
+    new = list(roi)
+    new[axis] = max(16, (roi[axis] // 2) // 16 * 16)
+    return tuple(new)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+def run_with_fallback(run: Callable[[str, Any], Any], device: str, roi: tuple[int, ...] | None,
+                      say: Callable[[str], None], check_cancel: Callable[[], None] = lambda: None):
+    """run(device, window) with the out-of-memory ladder: on a GPU, smaller windows, then the CPU
+    with the original window (roi None: straight to the CPU). Returns (result, device it ran on). Out of memory on the CPU is
+    reported as a clear error."""
+    window = roi
+    while True:
+        try:
+            return run(device, window), device
+        except (RuntimeError, MemoryError) as exc:
+            if not (isinstance(exc, MemoryError) or _is_out_of_memory(exc)):
+                raise
+            if device == "cpu":
+                raise MedViewerError("out of memory on the CPU: close other images or use a smaller "
+                                     "input") from exc
+            if device.startswith("cuda"):
+                import torch
+
+                torch.cuda.empty_cache()
+            window = _smaller_roi(window) if device.startswith("cuda") and window else None
+            if window is None:  # nothing smaller left on the GPU: the CPU
+                say(f"out of memory on {device}: running on the CPU")
+                device, window = "cpu", roi
+            else:
+                say(f"out of GPU memory: retrying with window {window}")
+        check_cancel()
+
+
 def _network(spec: ModelSpec, device: str):
     from medviewer.ai.backends.torch_loader import load_network
 
@@ -77,9 +122,14 @@ def classify(spec: ModelSpec, volume: Volume, device: str | None = None) -> dict
     net = _network(spec, device)
     timings["load"] = time.perf_counter() - t
     t = time.perf_counter()
-    with torch.no_grad():
-        logits = net(torch.from_numpy(x[np.newaxis]).to(device))
-        probs = torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
+
+    def run(dev: str, _window) -> np.ndarray:
+        network = net if dev == device else _network(spec, dev)
+        with torch.no_grad(), torch.autocast(device_type="cuda", enabled=dev.startswith("cuda")):
+            logits = network(torch.from_numpy(x[np.newaxis]).to(dev))
+        return torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
+
+    probs, device = run_with_fallback(run, device, None, lambda message: None)
     timings["predict"] = time.perf_counter() - t
     classes = spec.class_names
     if len(classes) != len(probs):

@@ -26,7 +26,8 @@ from typing import Any
 
 from medviewer.core.errors import MedViewerError
 
-TASKS = ("classification", "segmentation")
+TASKS = ("classification", "segmentation", "anomaly")
+FRAMEWORKS = ("torch", "scikit-learn")  # scikit-learn models are stored with skops (no pickle)
 REQUIRED = ("name", "version", "task", "input", "outputs", "weights", "sha256", "intended_use")
 MANIFEST_NAMES = ("manifest.json", "manifest.yaml", "manifest.yml")
 _hash_cache: dict[tuple[str, int, int], str] = {}
@@ -110,6 +111,15 @@ def read_manifest(folder: Path) -> ModelSpec:
         raise ManifestError(f"{path}: a classifier must list its output classes")
     if manifest["task"] == "segmentation" and not manifest["outputs"].get("labels"):
         raise ManifestError(f"{path}: a segmentation model must list its output labels")
+    framework = manifest.get("framework", "torch")
+    if framework not in FRAMEWORKS:
+        raise ManifestError(f"{path}: framework {framework!r} is not one of {', '.join(FRAMEWORKS)}")
+    if framework == "scikit-learn":
+        if not str(manifest["weights"]).endswith(".skops"):
+            raise ManifestError(f"{path}: scikit-learn models are stored as .skops files (never pickle)")
+        return ModelSpec(folder=folder, manifest=manifest)
+    if manifest["task"] == "anomaly":
+        raise ManifestError(f"{path}: anomaly models are scikit-learn models")
     network = manifest.get("network", {})
     if not (network.get("torchscript") or network.get("class")):
         raise ManifestError(f"{path}: network must name a class (e.g. monai.networks.nets.UNet) or be torchscript")

@@ -6,8 +6,11 @@ window -> crop back -> argmax, on the input's own grid.
         "device": str}
 
 The input contract (3D, modality) is checked with ai.inference.check_input before anything runs.
-Pre-processing is what training did (training.segmentation.normalise_zscore_nonzero, centre
-zero-pad up to the network size); MONAI sliding_window_inference with roi = the training size
+An input off the model's grid (other spacing, flipped, permuted or oblique axes: the manifest's
+input.spacing, x,y,z mm, and input.direction) is first resampled onto it (ai.model_grid), and the
+class probabilities are resampled back onto the input's voxels before the argmax. Pre-processing
+is then what training did (training.segmentation.normalise_zscore_nonzero, centre zero-pad up to
+the network size); MONAI sliding_window_inference with roi = the training size
 lets larger volumes through too. On CUDA the network runs under autocast; a CUDA out-of-memory
 error retries with a smaller window (half batch overlap, roi halved where still divisible by 16),
 then on the CPU.
@@ -19,7 +22,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from medviewer.ai.inference import IncompatibleInput, _network, check_input
+from medviewer.ai.inference import IncompatibleInput, _network, check_input, run_with_fallback
+from medviewer.ai.model_grid import to_model_grid
 from medviewer.ai.registry import ModelSpec
 from medviewer.core.errors import MedViewerError
 from medviewer.core.volume import Volume
@@ -29,18 +33,20 @@ class Cancelled(MedViewerError):
     pass
 
 
-def _smaller_roi(roi: tuple[int, ...]) -> tuple[int, ...] | None:
-    """The largest axis halved (kept a multiple of 16, at least 16); None when nothing can shrink."""
-    axis = int(np.argmax(roi))
-    if roi[axis] // 2 < 16:
-        return None
-    new = list(roi)
-    new[axis] = max(16, (roi[axis] // 2) // 16 * 16)
-    return tuple(new)
+OVERLAP = 0.25
+
+
+def tile_count(size: tuple[int, ...], window: tuple[int, ...], overlap: float) -> int:
+    """How many windows MONAI's sliding window visits over `size` (for the progress fraction)."""
+    n = 1
+    for s, w in zip(size, window):
+        step = max(int(w * (1 - overlap)), 1)
+        n *= 1 if s <= w else int(np.ceil((s - w) / step)) + 1
+    return n
 
 
 def segment(spec: ModelSpec, volume: Volume, device: str | None = None,
-            progress: Callable[[str], None] | None = None,
+            progress: Callable[[float, str], None] | None = None,
             cancel: Callable[[], bool] | None = None) -> dict[str, Any]:
     if spec.task != "segmentation":
         raise IncompatibleInput(f"{spec.name} is a {spec.task} model, not a segmentation model")
@@ -55,7 +61,13 @@ def segment(spec: ModelSpec, volume: Volume, device: str | None = None,
     from medviewer.ai.device import choose_device
     from medviewer.ai.training.segmentation import centre_pad_crop, normalise_zscore_nonzero
 
-    say = progress or (lambda s: None)
+    report = progress or (lambda fraction, message: None)
+    stage = {"fraction": 0.0}
+
+    def say(message: str, fraction: float | None = None) -> None:
+        if fraction is not None:
+            stage["fraction"] = min(1.0, max(stage["fraction"], fraction))
+        report(stage["fraction"], message)
 
     def check_cancel() -> None:
         if cancel is not None and cancel():
@@ -64,48 +76,48 @@ def segment(spec: ModelSpec, volume: Volume, device: str | None = None,
     device = choose_device(device)
     timings: dict[str, float] = {}
     t = time.perf_counter()
+    grid = to_model_grid(volume, spec.input.get("spacing"), spec.input.get("direction"))
     roi = tuple(int(s) for s in spec.input.get("size", [48, 64, 48]))
-    shape = volume.shape
+    shape = grid.volume.shape
     padded_size = tuple(max(n, r) for n, r in zip(shape, roi))
-    x, (pads, _) = centre_pad_crop(normalise_zscore_nonzero(volume.data), padded_size)
+    x, (pads, _) = centre_pad_crop(normalise_zscore_nonzero(grid.volume.data), padded_size)
     inner = tuple(slice(b, s - a) for (b, a), s in zip(pads, padded_size))
     timings["pre"] = time.perf_counter() - t
     check_cancel()
+
+    say("pre-processed", 0.05)
 
     def run(dev: str, window: tuple[int, ...]) -> np.ndarray:
         t0 = time.perf_counter()
         net = _network(spec, dev)
         timings["load"] = time.perf_counter() - t0
-        say(f"segmenting on {dev} (window {window})")
+        n_tiles, done = tile_count(padded_size, window, OVERLAP), [0]
+        say(f"segmenting on {dev}: {n_tiles} tile(s) of {window}", 0.1)
+
+        def predictor(tile):
+            check_cancel()  # between tiles: a cancelled job stops within one tile
+            out = net(tile)
+            done[0] += 1
+            say(f"segmenting on {dev}: tile {done[0]}/{n_tiles}", 0.1 + 0.8 * done[0] / n_tiles)
+            return out
+
         xt = torch.from_numpy(np.ascontiguousarray(x))[None, None].to(dev)
         with torch.no_grad(), torch.autocast(device_type="cuda", enabled=dev.startswith("cuda")):
-            logits = sliding_window_inference(xt, roi_size=window, sw_batch_size=1, predictor=net,
-                                              overlap=0.25, mode="gaussian")
+            logits = sliding_window_inference(xt, roi_size=window, sw_batch_size=1, predictor=predictor,
+                                              overlap=OVERLAP, mode="gaussian")
         return torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
 
     t = time.perf_counter()
-    window: tuple[int, ...] | None = roi
-    while True:
-        try:
-            probs = run(device, window)
-            break
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            window = _smaller_roi(window) if device.startswith("cuda") else None
-            if window is None:  # nothing smaller left on the GPU: the CPU
-                if device == "cpu":
-                    raise
-                say("out of GPU memory: running on the CPU")
-                device, window = "cpu", roi
-            else:
-                say(f"out of GPU memory: retrying with window {window}")
-        check_cancel()
+    probs, device = run_with_fallback(run, device, roi, say, check_cancel)
     timings["predict"] = time.perf_counter() - t
     check_cancel()
     t = time.perf_counter()
     probs = probs[(slice(None),) + inner]
+    if grid.resampled:
+        say("resampling the probabilities back onto the image's grid")
+        probs = grid.back(probs, background=(1.0,))
     labels = probs.argmax(0).astype(np.uint8)
-    foreground = probs[1:].max(0).astype(np.float32) if len(probs) > 1 else np.zeros(shape, np.float32)
+    foreground = probs[1:].max(0).astype(np.float32) if len(probs) > 1 else np.zeros(volume.shape, np.float32)
     n_out = len(probs) - 1
     declared = len(spec.outputs.get("labels", {}))
     if n_out != declared:
@@ -114,4 +126,5 @@ def segment(spec: ModelSpec, volume: Volume, device: str | None = None,
               "probabilities": volume.copy_geometry(np.clip(foreground, 0.0, 1.0)),
               "device": device, "timings": timings}
     timings["post"] = time.perf_counter() - t
+    say("done", 1.0)
     return result

@@ -83,7 +83,7 @@ def test_infer_segmentation_writes_a_label_map_on_the_input_grid(tmp_path):
                           timeout=180, env=env)
     assert proc.returncode == 0, proc.stderr
     line = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert line["input"] == str(mri) and line["output"].endswith("hippocampus_001_seg.nii.gz")
+    assert line["input"] == str(mri) and line["output"].endswith(os.sep + "hippocampus_001.nii.gz")
     out, src = sitk.ReadImage(line["output"]), sitk.ReadImage(str(mri))
     assert out.GetSize() == src.GetSize() and np.allclose(out.GetDirection(), src.GetDirection())
     assert np.allclose(out.GetOrigin(), src.GetOrigin()) and np.allclose(out.GetSpacing(), src.GetSpacing())

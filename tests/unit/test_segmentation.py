@@ -84,6 +84,9 @@ def test_tiny_training_run_gives_a_registry_model(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert all(k in manifest for k in REQUIRED)
     assert manifest["task"] == "segmentation" and manifest["input"]["normalisation"] == "zscore-nonzero"
+    assert manifest["input"]["spacing"] == [1.0, 1.0, 1.0]  # the training grid, recorded for inference
+    assert manifest["input"]["direction"] == [-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0]
+    assert not (out / "checkpoints").exists()
     assert manifest["network"]["class"].startswith("monai.networks.nets.")
     entry = [e for e in discover_models([str(tmp_path)]) if e.name == "tiny-unet"][0]
     assert entry.available, entry.reason
@@ -131,3 +134,23 @@ def test_segment_refuses_a_2d_image_and_other_modalities(tmp_path):
     ct.modality = "CT"
     with pytest.raises(IncompatibleInput, match="expects MR images and this one is CT"):
         segment(spec, ct, device="cpu")
+
+
+def test_progress_rises_per_tile_and_cancel_stops_within_one_tile(shipped_spec):
+    from medviewer.ai.segmentation_inference import Cancelled, segment, tile_count
+    from medviewer.io import open_volume
+
+    volume = open_volume(DEMO_MRI)
+    big = volume.copy_geometry(np.pad(volume.data, ((30, 30), (40, 40), (30, 30))))
+    seen = []
+    segment(shipped_spec, big, device="cpu", progress=lambda f, m: seen.append((f, m)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    n = tile_count(big.shape, tuple(shipped_spec.input["size"]), 0.25)
+    assert n > 4 and sum("tile " in m for _, m in seen) == n
+
+    seen.clear()
+    with pytest.raises(Cancelled):
+        segment(shipped_spec, big, device="cpu", progress=lambda f, m: seen.append((f, m)),
+                cancel=lambda: sum("tile " in m for _, m in seen) >= 2)
+    assert sum("tile " in m for _, m in seen) == 2  # stopped before a third tile ran

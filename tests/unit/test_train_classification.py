@@ -85,6 +85,7 @@ def test_tiny_training_run_makes_an_available_model(tmp_path):
         torch.set_num_threads(threads)
     assert any(line.startswith("epoch 1/1") for line in lines)
     manifest = json.loads((out / "manifest.json").read_text())
+    assert not (out / "checkpoints").exists()  # the running checkpoint is gone once model.pt is written
     assert not [k for k in REQUIRED if k not in manifest]
     assert manifest["sha256"] == hashlib.sha256((out / "model.pt").read_bytes()).hexdigest()
     assert manifest["input"] == {**manifest["input"], "modality": "XR", "dims": 2, "channels": 1,
@@ -115,3 +116,39 @@ def test_shipped_model_predicts_on_the_demo_xray():
         prob = torch.softmax(net(torch.from_numpy(x)[None]), dim=1)[0].numpy()
     assert prob.shape == (len(spec.class_names),) == (2,)
     assert np.all((prob >= 0) & (prob <= 1)) and prob.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_progress_bar_draws_on_a_terminal_only():
+    import io
+
+    from medviewer.ai.training.progress_bar import ProgressBar
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, log = Tty(), io.StringIO()
+    for stream in (tty, log):
+        bar = ProgressBar(4, "epoch 1/3", stream=stream)
+        for _ in range(4):
+            bar.update(1, "loss 0.5")
+        bar.close()
+    assert log.getvalue() == ""
+    assert "epoch 1/3 [" in tty.getvalue() and "4/4" in tty.getvalue() and "#" * 28 in tty.getvalue()
+
+
+def test_best_checkpoint_is_kept_on_disk_while_training(tmp_path):
+    torch = pytest.importorskip("torch")
+    from medviewer.ai.backends.checkpoint import BestCheckpoint
+
+    net = torch.nn.Linear(2, 1)
+    path = tmp_path / "checkpoints" / "best.pt"
+    best = BestCheckpoint(patience=2, path=path)
+    assert best.update(net, 0.5, None, 1) and path.is_file()
+    with torch.no_grad():
+        net.weight.fill_(7.0)
+    assert not best.update(net, 0.4, None, 2)  # worse: the file keeps epoch 1
+    saved = torch.load(str(path), weights_only=True)
+    assert not torch.equal(saved["weight"], net.weight)
+    assert best.update(net, 0.9, None, 3)
+    assert torch.equal(torch.load(str(path), weights_only=True)["weight"], net.weight.detach())

@@ -3,7 +3,9 @@ for torch.load(weights_only=True), and the software versions for the manifest.""
 from __future__ import annotations
 
 import copy
+import os
 import platform
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -13,8 +15,10 @@ import torch
 class BestCheckpoint:
     """The best-scoring state so far (higher is better) and the epochs since it improved."""
 
-    def __init__(self, patience: int):
-        self.patience = patience
+    def __init__(self, patience: int, path: str | os.PathLike | None = None):
+        """With `path`, the best state is also written there each time it improves, so an
+        interrupted run leaves its best epoch on disk (loadable with weights_only=True)."""
+        self.patience, self.path = patience, path
         self.score, self.state, self.output, self.epoch, self.since = -1.0, None, None, 0, 0
 
     def update(self, net: torch.nn.Module, score: float, output: Any, epoch: int) -> bool:
@@ -22,6 +26,11 @@ class BestCheckpoint:
         if better:
             self.score, self.state, self.output, self.epoch = score, copy.deepcopy(net.state_dict()), output, epoch
             self.since = 0
+            if self.path is not None:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                tmp = f"{self.path}.tmp"
+                torch.save({k: v.detach().cpu().contiguous() for k, v in self.state.items()}, tmp)
+                os.replace(tmp, self.path)
         else:
             self.since += 1
         return better

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from medviewer.ai.backends.checkpoint import BestCheckpoint, software_versions, weights_saver
+from medviewer.ai.training.progress_bar import ProgressBar
 
 from medviewer.ai.training.classification import roc_auc
 
@@ -49,7 +50,8 @@ def predict(net: torch.nn.Module, images: np.ndarray, batch_size: int = 128) -> 
 
 def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
                   y_val: np.ndarray, *, n_classes: int, epochs: int, batch_size: int, lr: float, seed: int,
-                  patience: int, deadline: float | None, progress: Callable[[str], None] = print) -> dict:
+                  patience: int, deadline: float | None, checkpoint_path: str | None = None,
+                  progress: Callable[[str], None] = print) -> dict:
     from monai.transforms import RandAffine
     from monai.utils import set_determinism
 
@@ -67,7 +69,7 @@ def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch,
                                                 pct_start=0.1, anneal_strategy="cos")
     positive = n_classes - 1
-    best = BestCheckpoint(patience)
+    best = BestCheckpoint(patience, checkpoint_path)
     epochs_run, stopped = 0, "max epochs"
     last_epoch_s, seen, train_s = 0.0, 0, 0.0
     for epoch in range(1, epochs + 1):
@@ -77,6 +79,7 @@ def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val
         t0 = time.monotonic()
         net.train()
         order = rng.permutation(len(x_train))
+        bar = ProgressBar(int(np.ceil(len(order) / batch_size)), f"epoch {epoch}/{epochs}")
         total, n, cut = 0.0, 0, False
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
@@ -92,9 +95,11 @@ def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val
             sched.step()
             total += float(loss.detach()) * len(idx)
             n += len(idx)
+            bar.update(1, f"loss {total / n:.4f}")
             if deadline is not None and epochs_run and time.monotonic() > deadline:
                 cut = True
                 break
+        bar.close()
         train_s += time.monotonic() - t0
         seen += n
         if cut:

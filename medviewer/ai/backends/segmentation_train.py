@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from medviewer.ai.backends.checkpoint import BestCheckpoint, software_versions, weights_saver
+from medviewer.ai.training.progress_bar import ProgressBar
 
 AUGMENTATION = {"flip": "x (left-right) axis, p=0.5; never y or z",
                 "intensity": "nonzero voxels * U(0.9, 1.1) + U(-0.1, 0.1), p=0.5"}
@@ -56,6 +57,7 @@ def _augment(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> tupl
 def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
                   y_val: np.ndarray, *, epochs: int, batch_size: int, lr: float, seed: int, patience: int,
                   deadline: float | None, score: Callable[[np.ndarray, np.ndarray], float],
+                  checkpoint_path: str | None = None,
                   progress: Callable[[str], None] = print) -> dict:
     from monai.losses import DiceCELoss
     from monai.utils import set_determinism
@@ -71,7 +73,7 @@ def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val
                                                 pct_start=0.05, anneal_strategy="cos")
     xt = torch.from_numpy(np.ascontiguousarray(x_train))[:, None]
     yt = torch.from_numpy(np.ascontiguousarray(y_train).astype(np.int64))[:, None]
-    best = BestCheckpoint(patience)
+    best = BestCheckpoint(patience, checkpoint_path)
     epochs_run, stopped, last_epoch_s = 0, "max epochs", 0.0
     for epoch in range(1, epochs + 1):
         if deadline is not None and epochs_run and time.monotonic() + last_epoch_s > deadline:
@@ -80,6 +82,7 @@ def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val
         t0 = time.monotonic()
         net.train()
         order = rng.permutation(len(xt))
+        bar = ProgressBar(int(np.ceil(len(order) / batch_size)), f"epoch {epoch}/{epochs}")
         total, n = 0.0, 0
         for i in range(0, len(order), batch_size):
             idx = torch.from_numpy(order[i:i + batch_size])
@@ -93,6 +96,8 @@ def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val
             sched.step()
             total += float(loss.detach()) * len(idx)
             n += len(idx)
+            bar.update(1, f"loss {total / n:.4f}")
+        bar.close()
         pred = predict_labels(net, x_val)
         s = score(pred, y_val)
         epochs_run = epoch

@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from medviewer.ai.registry import sha256_of
+from medviewer.ai.training.checkpoints import CHECKPOINT, discard_checkpoints
 from medviewer.core.errors import MedViewerError
 
 IMAGE_EXTENSIONS = {".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff", ".dcm", ".nii", ".gz", ".mha", ".nrrd"}
@@ -248,12 +249,14 @@ def train_classification(data_dir: str | os.PathLike, out_dir: str | os.PathLike
     result = train_network(
         network, images[train_idx], labels[train_idx], images[val_idx], labels[val_idx],
         n_classes=len(classes), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience,
-        deadline=None if max_minutes is None else started + 60.0 * max_minutes, progress=progress)
+        deadline=None if max_minutes is None else started + 60.0 * max_minutes,
+        checkpoint_path=str(Path(out_dir) / CHECKPOINT), progress=progress)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     weights = out / "model.pt"
     result["save"](weights)
+    discard_checkpoints(out)
     prob = result["val_prob"]  # (n_val, n_classes) of the best epoch
     val_labels = labels[val_idx]
     positive = len(classes) - 1
@@ -294,27 +297,15 @@ def train_classification(data_dir: str | os.PathLike, out_dir: str | os.PathLike
         "intended_use": "research and demonstration, not for clinical use",
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    _roc_png(out / "roc.png", val_labels == positive, prob[:, positive], metrics["roc_auc"])
+    _roc_png(out / "roc.png", val_labels == positive, prob[:, positive], metrics["roc_auc"], name)
     progress(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and manifest.json: "
              + ", ".join(f"{k} {metrics[k]}" for k in ("accuracy", "sensitivity", "specificity", "roc_auc")))
     return metrics
 
 
-def _roc_png(path: Path, labels: np.ndarray, scores: np.ndarray, auc: float) -> None:
-    try:
-        import matplotlib
+def _roc_png(path: Path, labels: np.ndarray, scores: np.ndarray, auc: float, name: str) -> None:
+    from medviewer.io.roc_png import write_roc_png
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
     fpr, tpr = roc_curve(labels, scores)
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ax.plot(fpr, tpr, label=f"AUC {auc:.3f}")
-    ax.plot([0, 1], [0, 1], "--", color="grey")
-    ax.set_xlabel("1 - specificity")
-    ax.set_ylabel("sensitivity")
-    ax.legend(loc="lower right")
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-
+    write_roc_png(path, [{"label": f"{name} (validation)", "fpr": fpr.tolist(), "tpr": tpr.tolist(), "auc": auc}],
+                  title=f"ROC curve: {name}, validation split")

@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from medviewer.ai.registry import sha256_of
+from medviewer.ai.training.checkpoints import CHECKPOINT, discard_checkpoints
 from medviewer.core.errors import MedViewerError
 
 DATA_SOURCE = "Medical Segmentation Decathlon Task04 Hippocampus (Simpson et al. 2019), a subset"
@@ -191,12 +192,19 @@ def train_segmentation(data_dir: str | os.PathLike, out_dir: str | os.PathLike, 
             pass
     progress(f"{len(cases)} cases; {len(train_idx)} training, {len(val_idx)} validation (by case, seed {seed}); "
              f"size (z,y,x) {size}")
-    xs, ys, raw_shapes = [], [], []
+    xs, ys, raw_shapes, spacings, directions = [], [], [], [], []
     for _, img, lab in cases:
         x, y, vol = load_case(img, lab, size)
         xs.append(x)
         ys.append(y)
         raw_shapes.append(vol.shape)
+        spacings.append(vol.spacing)
+        directions.append(np.round(vol.direction, 6))
+    # the grid the network learns on: inference resamples other inputs onto it (ai.model_grid)
+    train_spacing = [round(float(v), 4) for v in np.median(np.array(spacings), axis=0)]
+    train_direction = [float(v) for v in directions[0].ravel()]
+    if any(not np.allclose(d, directions[0], atol=1e-3) for d in directions):
+        progress("warning: the training cases differ in axis orientation; the first case's is recorded")
     images, targets = np.stack(xs), np.stack(ys)
     labels = sorted(int(k) for k in label_names)
     network = default_network(len(labels) + 1)
@@ -210,7 +218,8 @@ def train_segmentation(data_dir: str | os.PathLike, out_dir: str | os.PathLike, 
     result = train_network(network, images[train_idx], targets[train_idx], images[val_idx], targets[val_idx],
                            epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience,
                            deadline=None if minutes is None else started + 60.0 * minutes,
-                           score=val_score, progress=progress)
+                           score=val_score, checkpoint_path=str(Path(out_dir) / CHECKPOINT),
+                           progress=progress)
     # metrics on each validation case's own grid (padding removed)
     preds, truths = [], []
     for k, i in enumerate(val_idx):
@@ -229,6 +238,7 @@ def train_segmentation(data_dir: str | os.PathLike, out_dir: str | os.PathLike, 
     out.mkdir(parents=True, exist_ok=True)
     weights = out / "model.pt"
     result["save"](weights)
+    discard_checkpoints(out)
     if command is None:
         command = (f"python scripts/train_shipped_models.py --task segmentation --data "
                    f"{shlex.quote(str(data_dir))} --out {shlex.quote(str(out_dir))} --epochs {epochs} "
@@ -236,7 +246,8 @@ def train_segmentation(data_dir: str | os.PathLike, out_dir: str | os.PathLike, 
     manifest = {
         "name": name, "version": version, "task": "segmentation",
         "description": "Hippocampus (anterior and posterior parts) in cropped T1 MRI, small 3D MONAI UNet.",
-        "input": {"modality": modality, "dims": 3, "channels": 1, "spacing": [1, 1, 1], "size": list(size),
+        "input": {"modality": modality, "dims": 3, "channels": 1, "spacing": train_spacing,
+                  "spacing_axes": "x,y,z mm", "direction": train_direction, "size": list(size),
                   "size_axes": "z,y,x", "normalisation": "zscore-nonzero",
                   "preprocessing": "z-score over nonzero voxels (zeros stay 0), centre zero-pad to size; "
                                    "larger volumes: sliding window of size"},

@@ -1,0 +1,216 @@
+"""Explanation maps: where a model looked.
+
+    explain(spec, volume, method, device=None, progress=None, cancel=None) -> {
+        "map": Volume (float32 in [0, 1], on the input's grid), "method": str, "target": str,
+        "device": str, "timings": {...}}
+
+- Grad-CAM (Selvaraju et al. 2017) through MONAI's monai.visualize.GradCAM, for CNN classifiers:
+  the gradient-weighted activations of the last convolutional block (manifest network
+  "gradcam_layer", default "layer4") for the predicted class.
+- Occlusion sensitivity (Zeiler & Fergus 2014) for any model: a patch of the pre-processed input
+  is set to its mean, window by window, and the map is the drop of the model's score for its
+  prediction (class probability; for segmentation the summed probability of the predicted
+  foreground). Computed here rather than with monai.visualize.OcclusionSensitivity so that
+  progress and cancel are checked between batches.
+
+Maps are computed on the model's input (96x96 for the X-ray CNN, the model grid for a 3D model)
+and brought back to the input's own voxels (bilinear resize / ai.model_grid), scaled to [0, 1].
+"""
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from medviewer.ai.inference import IncompatibleInput, _network, check_input
+from medviewer.ai.registry import ModelSpec
+from medviewer.core.errors import MedViewerError
+from medviewer.core.volume import Volume
+
+METHODS = ("gradcam", "occlusion")
+
+
+class Cancelled(MedViewerError):
+    pass
+
+
+def _resize_2d(plane: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    from scipy.ndimage import zoom
+
+    factors = (shape[0] / plane.shape[0], shape[1] / plane.shape[1])
+    out = zoom(plane.astype(np.float32), factors, order=1, grid_mode=True, mode="nearest")
+    return out[: shape[0], : shape[1]]
+
+
+def _unit(m: np.ndarray) -> np.ndarray:
+    m = np.nan_to_num(m.astype(np.float32))
+    lo, hi = float(m.min(initial=0.0)), float(m.max(initial=0.0))
+    return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+
+
+def occlusion(score: Callable[[Any], Any], x, mask: int, stride: int, batch: int,
+              progress: Callable[[float], None], check_cancel: Callable[[], None],
+              within: tuple[slice, ...] | None = None) -> np.ndarray:
+    """Score drop per voxel when a cube of side `mask` (stride `stride`) is replaced by the input's
+    mean; x is a (1, 1, *spatial) tensor and score(batch) gives one number per batch item.
+    `within` limits the occluded windows to a box (e.g. the image inside its padding)."""
+    import torch
+
+    spatial = tuple(x.shape[2:])
+    box = [sl.indices(n)[:2] for sl, n in zip(within, spatial)] if within else [(0, n) for n in spatial]
+    starts = [list(range(lo, max(hi - mask, lo) + 1, stride)) for lo, hi in box]
+    for axis, (lo, hi) in enumerate(box):  # cover the far edge too
+        if starts[axis][-1] + mask < hi:
+            starts[axis].append(max(hi - mask, lo))
+    corners = np.stack(np.meshgrid(*starts, indexing="ij"), -1).reshape(-1, len(spatial))
+    fill = float(x.mean())
+    with torch.no_grad():
+        base = float(score(x)[0])
+    drop = np.zeros(spatial, np.float64)
+    hits = np.zeros(spatial, np.float64)
+    for b in range(0, len(corners), batch):
+        check_cancel()
+        chunk = corners[b:b + batch]
+        xb = x.repeat(len(chunk), *([1] * (x.dim() - 1)))
+        for i, c in enumerate(chunk):
+            xb[(i, slice(None)) + tuple(slice(int(s), int(s) + mask) for s in c)] = fill
+        with torch.no_grad():
+            scores = score(xb).detach().float().cpu().numpy()
+        for c, s in zip(chunk, scores):
+            region = tuple(slice(int(v), int(v) + mask) for v in c)
+            drop[region] += base - float(s)
+            hits[region] += 1
+        progress(min(1.0, (b + len(chunk)) / len(corners)))
+    return (drop / np.maximum(hits, 1)).astype(np.float32)
+
+
+def explain(spec: ModelSpec, volume: Volume, method: str, device: str | None = None,
+            progress: Callable[[float, str], None] | None = None,
+            cancel: Callable[[], bool] | None = None, target: str | None = None) -> dict[str, Any]:
+    if method not in METHODS:
+        raise MedViewerError(f"unknown explanation method {method!r}; use {' or '.join(METHODS)}")
+    reason = check_input(spec, volume)
+    if reason:
+        raise IncompatibleInput(reason)
+    if method == "gradcam" and spec.task != "classification":
+        raise IncompatibleInput(f"Grad-CAM explains CNN classifiers; {spec.name} is a {spec.task} model "
+                                "(use occlusion)")
+    import torch
+
+    from medviewer.ai.device import choose_device
+
+    report = progress or (lambda f, m: None)
+
+    def check_cancel() -> None:
+        if cancel is not None and cancel():
+            raise Cancelled(f"{method} cancelled")
+
+    device = choose_device(device)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    net = _network(spec, device)
+    timings["load"] = time.perf_counter() - t
+    if spec.task == "classification":
+        out = _explain_classifier(spec, volume, method, net, device, report, check_cancel, target, timings)
+    elif spec.task == "segmentation":
+        out = _explain_segmentation(spec, volume, net, device, report, check_cancel, timings)
+    else:
+        raise IncompatibleInput(f"{spec.name}: no explanation for {spec.task} models")
+    report(1.0, "done")
+    return {**out, "method": method, "device": device, "timings": timings}
+
+
+def _explain_classifier(spec, volume, method, net, device, report, check_cancel, target, timings):
+    import torch
+
+    from medviewer.ai.training.classification import preprocess_image
+
+    t = time.perf_counter()
+    size = int(spec.input.get("size", [128, 128])[0])
+    x = torch.from_numpy(preprocess_image(volume.data, size)[np.newaxis]).to(device)
+    classes = spec.class_names
+    with torch.no_grad():
+        probs = torch.softmax(net(x).float(), dim=1)[0].cpu().numpy()
+    if target is None:
+        index = int(probs.argmax())
+    elif target in classes:
+        index = classes.index(target)
+    else:
+        raise MedViewerError(f"{spec.name} has no class {target!r} (classes: {', '.join(classes)})")
+    timings["pre"] = time.perf_counter() - t
+    report(0.1, f"{method} for {classes[index]} on {device}")
+    check_cancel()
+    t = time.perf_counter()
+    if method == "gradcam":
+        from monai.visualize import GradCAM
+
+        layer = spec.manifest.get("network", {}).get("gradcam_layer", "layer4")
+        model = copy.deepcopy(net)  # GradCAM hooks stay on the module: keep them off the cached one
+        try:
+            # identity post-processing: MONAI's default normaliser maps (min, max) to (1, 0), i.e.
+            # flips the map; it is scaled to [0, 1] (high = important) below instead
+            cam = GradCAM(nn_module=model, target_layers=layer, postprocessing=lambda m: m)
+            with torch.enable_grad():
+                heat = cam(x=x.clone().requires_grad_(False), class_idx=index)
+        except (AttributeError, KeyError, RuntimeError) as exc:
+            raise MedViewerError(f"{spec.name}: Grad-CAM on layer {layer!r} failed: "
+                                 f"{' '.join(str(exc).split())[:160]}") from exc
+        small = heat[0, 0].detach().float().cpu().numpy()
+    else:
+        def score(batch):
+            return torch.softmax(net(batch).float(), dim=1)[:, index]
+
+        small = occlusion(score, x, mask=max(size // 8, 4), stride=max(size // 16, 2), batch=32,
+                          progress=lambda f: report(0.1 + 0.85 * f, f"occlusion for {classes[index]}"),
+                          check_cancel=check_cancel)
+        small = np.clip(small, 0, None)  # evidence for the class: where hiding it lowers the score
+    timings["explain"] = time.perf_counter() - t
+    t = time.perf_counter()
+    rows, cols = volume.shape[1], volume.shape[2]
+    full = _unit(_resize_2d(small, (rows, cols)))[np.newaxis]
+    timings["post"] = time.perf_counter() - t
+    return {"map": volume.copy_geometry(full.astype(np.float32)), "target": classes[index],
+            "probability": float(probs[index])}
+
+
+def _explain_segmentation(spec, volume, net, device, report, check_cancel, timings):
+    import torch
+
+    from medviewer.ai.model_grid import to_model_grid
+    from medviewer.ai.training.segmentation import centre_pad_crop, normalise_zscore_nonzero
+
+    if volume.data.ndim != 3:
+        raise IncompatibleInput(f"{spec.name} expects a grey volume")
+    t = time.perf_counter()
+    grid = to_model_grid(volume, spec.input.get("spacing"), spec.input.get("direction"))
+    roi = tuple(int(s) for s in spec.input.get("size", [48, 64, 48]))
+    if any(n > r for n, r in zip(grid.volume.shape, roi)):
+        raise IncompatibleInput(f"occlusion for {spec.name} runs on volumes that fit one window {roi}; "
+                                f"this one is {grid.volume.shape} on the model grid")
+    arr, (pads, _) = centre_pad_crop(normalise_zscore_nonzero(grid.volume.data), roi)
+    inner = tuple(slice(b, s - a) for (b, a), s in zip(pads, roi))
+    x = torch.from_numpy(np.ascontiguousarray(arr))[None, None].to(device)
+    with torch.no_grad():
+        predicted = torch.softmax(net(x).float(), dim=1)[0].argmax(0)
+    foreground = (predicted > 0).float()
+    if float(foreground.sum()) == 0:
+        raise MedViewerError(f"{spec.name} finds no foreground in this image: nothing to explain")
+    timings["pre"] = time.perf_counter() - t
+    check_cancel()
+
+    def score(batch):
+        p = torch.softmax(net(batch).float(), dim=1)
+        return (1.0 - p[:, 0]).mul(foreground).flatten(1).sum(1) / foreground.sum()
+
+    t = time.perf_counter()
+    small = occlusion(score, x, mask=10, stride=10, batch=4,
+                      progress=lambda f: report(0.05 + 0.9 * f, "occlusion of the predicted structures"),
+                      check_cancel=check_cancel, within=inner)
+    timings["explain"] = time.perf_counter() - t
+    t = time.perf_counter()
+    small = np.clip(small[inner], 0, None)
+    full = grid.back(small[np.newaxis])[0] if grid.resampled else small
+    timings["post"] = time.perf_counter() - t
+    return {"map": volume.copy_geometry(_unit(full)), "target": "foreground"}

@@ -1,0 +1,153 @@
+"""The AI commands: `medviewer infer` and `medviewer train` (`evaluate` and `models` are in cli)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from medviewer.core.errors import MedViewerError
+
+IMAGE_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm", ".png", ".jpg", ".jpeg")
+
+
+def add_parsers(sub) -> None:
+    infer = sub.add_parser("infer", help="run a model on images: class probabilities, label maps, "
+                                         "explanation or anomaly maps written to --out")
+    infer.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders (every image in a folder)")
+    infer.add_argument("--model", required=True, help="model name (see `medviewer models`)")
+    infer.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    infer.add_argument("--json", action="store_true", help="one JSON object per input and line")
+    infer.add_argument("--out", help="output folder: label maps (segmentation), maps (--explain, anomaly models)")
+    infer.add_argument("--explain", choices=["gradcam", "occlusion"],
+                       help="also write where the model looked, as NIfTI and as a PNG overlay (needs --out)")
+    infer.add_argument("--models", action="append", default=[], metavar="DIR", help="extra model folder")
+
+    train = sub.add_parser("train", help="train a model: classification (folder-per-class 2D images), "
+                                         "segmentation (MSD dataset), anomaly (normal images)")
+    train.add_argument("task", choices=["classification", "segmentation", "anomaly"], help="what to train")
+    train.add_argument("--data", required=True,
+                       help="classification and anomaly: one subfolder of images per class; segmentation: "
+                            "an MSD dataset (imagesTr/, labelsTr/, dataset.json)")
+    train.add_argument("--out", required=True, help="model folder to write (manifest + weights)")
+    train.add_argument("--image-size", type=int, default=128, help="classification: network input size")
+    train.add_argument("--size", type=int, nargs=3, default=[48, 64, 48],
+                       help="segmentation: network input z y x (multiples of 16)")
+    train.add_argument("--epochs", type=int, help="default 30 (classification), 200 (segmentation)")
+    train.add_argument("--minutes", type=float, help="time budget; stops cleanly with the best model so far")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--normal", default="NORMAL", help="anomaly: the class folder of normal images")
+    train.add_argument("--method", default="one_class_svm", choices=["one_class_svm", "isolation_forest"],
+                       help="anomaly: the detector")
+    train.add_argument("--limit", type=int, help="use at most N images (anomaly) or cases (segmentation)")
+    train.add_argument("--name", help="model name in the manifest (default: the output folder's name)")
+
+
+def _stem(path: str) -> str:
+    stem = os.path.basename(os.path.normpath(path))
+    for ext in IMAGE_EXTENSIONS:
+        if stem.lower().endswith(ext):
+            return stem[: -len(ext)]
+    return stem
+
+
+def cmd_train(args, argv: list[str]) -> int:
+    name = args.name or os.path.basename(os.path.abspath(args.out))
+    command = "medviewer " + " ".join(argv)
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    if args.task == "segmentation":
+        from medviewer.ai.training.segmentation import train_segmentation
+
+        metrics = train_segmentation(args.data, args.out, size=tuple(args.size), epochs=args.epochs or 200,
+                                     minutes=args.minutes, seed=args.seed, limit=args.limit, name=name,
+                                     command=command, progress=say)
+        keys = ("dice", "hd95_mm", "n_train", "n_val", "epochs", "train_seconds")
+    elif args.task == "anomaly":
+        from medviewer.ai.training.anomaly import train_anomaly
+
+        metrics = train_anomaly(args.data, args.out, normal=args.normal, method=args.method,
+                                limit=args.limit or 400, seed=args.seed, name=name, command=command, progress=say)
+        keys = ("image_roc_auc", "n_fit_images", "n_val_normal", "n_val_other", "train_seconds")
+    else:
+        from medviewer.ai.training import train_classification
+
+        metrics = train_classification(args.data, args.out, image_size=args.image_size, epochs=args.epochs or 30,
+                                       max_minutes=args.minutes, seed=args.seed, name=name, command=command,
+                                       progress=say)
+        keys = ("accuracy", "sensitivity", "specificity", "roc_auc", "n_train", "n_val", "epochs_run")
+    print(json.dumps({k: metrics.get(k) for k in keys}))
+    return 0
+
+
+def cmd_infer(args) -> int:
+    from medviewer.ai.registry import find_model
+    from medviewer.io import discover
+
+    spec = find_model(args.model, args.models).spec
+    needs_out = spec.task in ("segmentation", "anomaly") or args.explain
+    if needs_out and not args.out:
+        what = f"--explain {args.explain}" if args.explain else f"{spec.name} ({spec.task})"
+        raise MedViewerError(f"{what} writes maps: give --out DIR")
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+    failures = 0
+    for path in args.inputs:
+        found = discover(path)
+        for problem in found.problems:
+            print(f"medviewer: warning: {problem}", file=sys.stderr)
+        for source in found.sources:
+            where = source.files[0] if len(source.files) == 1 else path
+            try:
+                record = _infer_one(spec, source.load(), where, args)
+            except MedViewerError as exc:
+                print(f"medviewer: warning: {where}: {exc}", file=sys.stderr)
+                failures += 1
+                continue
+            print(json.dumps(record) if args.json else _line(record), flush=True)
+    return 1 if failures else 0
+
+
+def _line(record: dict) -> str:
+    parts = [f"{record['input']}:"]
+    if "prediction" in record:
+        probs = "  ".join(f"{c} {p:.3f}" for c, p in record["probabilities"].items())
+        parts.append(f"{record['prediction']}  ({probs})")
+    if "score" in record:
+        parts.append(f"anomaly score {record['score']:.3f}")
+    for key in ("output", "map", "png"):
+        if key in record:
+            parts.append(f"{key} -> {record[key]}")
+    return " ".join(parts)
+
+
+def _infer_one(spec, volume, where: str, args) -> dict:
+    from medviewer.ai.service import run_task
+    from medviewer.io import write_volume
+    from medviewer.io.overlay_png import write_overlay_png
+
+    quiet = (lambda fraction, message: None)
+    record: dict = {"input": where}
+    stem = _stem(where)
+    if spec.task == "segmentation":
+        result = run_task("segment", spec, volume, args.device, quiet, lambda: False)
+        record["output"] = write_volume(result["labels"], os.path.join(args.out, f"{stem}.nii.gz"))
+    elif spec.task == "anomaly":
+        result = run_task("anomaly", spec, volume, args.device, quiet, lambda: False)
+        record["score"] = round(float(result["score"]), 6)
+        record["map"] = write_volume(result["map"], os.path.join(args.out, f"{stem}_anomaly.nii.gz"))
+        record["png"] = write_overlay_png(os.path.join(args.out, f"{stem}_anomaly.png"), volume,
+                                          result["map"].data, caption=f"{spec.name} anomaly map", threshold=0.9)
+    else:
+        result = run_task("classify", spec, volume, args.device, quiet, lambda: False)
+        record.update({"probabilities": result["probabilities"], "prediction": result["prediction"]})
+    if args.explain:
+        explained = run_task(args.explain, spec, volume, args.device, quiet, lambda: False)
+        name = f"{stem}_{args.explain}"
+        record["map"] = write_volume(explained["map"], os.path.join(args.out, f"{name}.nii.gz"))
+        caption = f"{spec.name} {args.explain} ({explained['target']})"
+        record["png"] = write_overlay_png(os.path.join(args.out, f"{name}.png"), volume, explained["map"].data,
+                                          caption=caption)
+        record["explained"] = explained["target"]
+    return record
