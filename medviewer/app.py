@@ -62,7 +62,9 @@ def run_screenshot(args) -> int:
             raise MedViewerError(f"--size {args.size!r}: use WIDTHxHEIGHT, e.g. 1200x800") from None
     info = render_screenshot([args.input], args.out, layout=args.layout, preset=args.preset,
                              window=args.window, level=args.level, slice_number=args.slice,
-                             size=size, series=args.series)
+                             size=size, series=args.series, model=args.model, explain=args.explain,
+                             model_dirs=args.models, device=args.device)
     print(f"wrote {info['out']} ({info['source']}, layout {info['layout']}, "
-          f"W {info['window'][0]:.0f} L {info['window'][1]:.0f})")
+          f"W {info['window'][0]:.0f} L {info['window'][1]:.0f})"
+          + (f"; {'; '.join(info['runs'])}" if info["runs"] else ""))
     return 0

@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     shot.add_argument("--slice", type=int, help="slice number in the (first) view, 1-based as shown")
     shot.add_argument("--size", help="window size WIDTHxHEIGHT (default 1400x850)")
     shot.add_argument("--series", help="series id or 1-based number when INPUT holds several")
+    shot.add_argument("--model", help="run this model from the AI panel first and show its result")
+    shot.add_argument("--explain", choices=["gradcam", "occlusion"], help="also show the model's explanation map")
+    shot.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    shot.add_argument("--models", action="append", default=[], metavar="DIR", help="extra model folder")
     return parser
 
 

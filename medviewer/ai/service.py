@@ -133,9 +133,9 @@ def _is_cancel(exc: BaseException) -> bool:
 
 
 class _Worker(threading.Thread):
-    def __init__(self, device: str | None):
+    def __init__(self, device: str | None, threads: int | None = None):
         super().__init__(name=f"medviewer-inference-{device or 'auto'}", daemon=True)
-        self.requested = device
+        self.requested, self.threads = device, threads
         self.jobs: queue.Queue[Job | None] = queue.Queue()
         self.current: Job | None = None
 
@@ -163,6 +163,11 @@ class _Worker(threading.Thread):
 
             device = choose_device(self.requested)
             job.device = device
+            if device == "cpu" and self.threads:
+                import torch
+
+                if torch.get_num_threads() != self.threads:
+                    torch.set_num_threads(self.threads)
             result = run_task(job.task, job.spec, job.volume, device, job._progress, lambda: job.cancel_requested,
                               **job.options)
         except BaseException as exc:  # a job must never take the worker (or the app) down
@@ -197,8 +202,11 @@ def _describe(exc: BaseException) -> str:
 class InferenceService:
     """Queues jobs on one worker thread per requested device ("auto" by default)."""
 
-    def __init__(self, device: str | None = None):
+    def __init__(self, device: str | None = None, cpu_threads: int | None = None):
+        """cpu_threads: torch threads for models on the CPU; by default one core is left to the
+        GUI (all cores but one), so the window keeps painting while a model runs."""
         self.device = device or os.environ.get("MEDVIEWER_DEVICE") or None
+        self.cpu_threads = cpu_threads or max(1, (os.cpu_count() or 2) - 1)
         self._workers: dict[str, _Worker] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -208,7 +216,7 @@ class InferenceService:
         with self._lock:
             worker = self._workers.get(key)
             if worker is None:
-                worker = self._workers[key] = _Worker(device)
+                worker = self._workers[key] = _Worker(device, self.cpu_threads)
                 worker.start()
             return worker
 

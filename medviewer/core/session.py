@@ -8,6 +8,7 @@ import numpy as np
 
 from medviewer.core.display import Window, auto_window, default_window, preset
 from medviewer.core.events import Event
+from medviewer.core.heatmap import HeatMap
 from medviewer.core.labels import LabelMap
 from medviewer.core.measurements import Measurement
 from medviewer.core.volume import Volume
@@ -30,6 +31,8 @@ class Session:
         self.active_value = 1
         self.label_layers_changed = Event()  # () label maps added or removed
         self.active_label_changed = Event()  # () the active map or label value changed
+        self.heatmaps: list[HeatMap] = []
+        self.heatmaps_changed = Event()  # () heat map layers added or removed
 
     # --- image --------------------------------------------------------------------
     def set_volume(self, volume: Volume, source_id: str = "",
@@ -42,8 +45,10 @@ class Session:
         self.measurements = list(measurements or [])
         self.label_maps = []
         self.active_labels = None
+        self.heatmaps = []
         self.volume_changed.emit()
         self.label_layers_changed.emit()  # the previous image's label maps are gone
+        self.heatmaps_changed.emit()
         self.window_changed.emit(self.window, self.invert)
         self.cursor_changed.emit(self.cursor)
         self.measurements_changed.emit()
@@ -133,6 +138,23 @@ class Session:
     def ensure_labels(self) -> LabelMap:
         """The active label map, created on first use (a first stroke needs somewhere to go)."""
         return self.active_labels if self.active_labels is not None else self.add_label_map()
+
+    # --- heat maps -------------------------------------------------------------------------
+    def add_heatmap(self, heatmap: HeatMap, replace_name: bool = True) -> HeatMap:
+        """Show a heat map over the image (a map of the same name is replaced)."""
+        if self.volume is None:
+            raise ValueError("open an image before adding a heat map")
+        if heatmap.data.shape != self.volume.shape:
+            raise ValueError(f"heat map shape {heatmap.data.shape} does not match the image {self.volume.shape}")
+        if replace_name:
+            self.heatmaps = [h for h in self.heatmaps if h.name != heatmap.name]
+        self.heatmaps.append(heatmap)
+        self.heatmaps_changed.emit()
+        return heatmap
+
+    def remove_heatmap(self, heatmap: HeatMap) -> None:
+        self.heatmaps = [h for h in self.heatmaps if h is not heatmap]
+        self.heatmaps_changed.emit()
 
     # --- measurements -------------------------------------------------------------
     def add_measurement(self, m: Measurement) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 from medviewer.core.session import Session
 from medviewer.io.session_store import load_measurements, save_measurements
 from medviewer.ui.actions import build_actions
+from medviewer.ui.ai_panel import AIPanel
 from medviewer.ui.annotation_wiring import AnnotationWiring
 from medviewer.ui.loader import Loader
 from medviewer.ui.panels import LayerPanel, MeasurementPanel
@@ -31,8 +32,9 @@ class MainWindow(QtWidgets.QMainWindow):
     volume_shown = QtCore.Signal(str)  # source id, once an image is on screen
     problem = QtCore.Signal(str)
 
-    def __init__(self, parent=None, persistent: bool = True):
-        """persistent=False (screenshots): neither restore nor save window settings."""
+    def __init__(self, parent=None, persistent: bool = True, model_dirs: list[str] | None = None):
+        """persistent=False (screenshots): neither restore nor save window settings.
+        model_dirs: extra model folders for the AI panel (`--models`)."""
         super().__init__(parent)
         self.persistent = persistent
         self.setWindowTitle(f"MedViewer — {NOTICE}")
@@ -48,9 +50,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self.layer_panel = LayerPanel(self.session, self.grid)
         self.measurement_panel = MeasurementPanel(self.session, self.grid)
         self.annotation = AnnotationWiring(self)
+        self.ai_panel = AIPanel(self.session, model_dirs=model_dirs, parent=self)
+        self.ai_panel.result_shown.connect(self._on_ai_result)
+        ai_scroll = QtWidgets.QScrollArea()  # the panel keeps its rows' heights and scrolls instead
+        ai_scroll.setWidgetResizable(True)
+        ai_scroll.setFrameShape(QtWidgets.QFrame.NoFrame)
+        ai_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.ai_panel.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Preferred)
+        ai_scroll.setWidget(self.ai_panel)
         self.docks = {}
         for name, widget, area in [("Series", self.series_browser, Qt.LeftDockWidgetArea),
                                    ("Layers", self.layer_panel, Qt.LeftDockWidgetArea),
+                                   ("AI", ai_scroll, Qt.RightDockWidgetArea),
                                    ("Annotation", self.annotation.panel, Qt.RightDockWidgetArea),
                                    ("Measurements", self.measurement_panel, Qt.RightDockWidgetArea),
                                    ("DICOM tags", self.tag_browser, Qt.RightDockWidgetArea)]:
@@ -62,9 +73,10 @@ class MainWindow(QtWidgets.QMainWindow):
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
             self.docks[name] = dock
+        self.tabifyDockWidget(self.docks["AI"], self.docks["Annotation"])
         self.tabifyDockWidget(self.docks["Annotation"], self.docks["Measurements"])
         self.tabifyDockWidget(self.docks["Measurements"], self.docks["DICOM tags"])
-        self.docks["Annotation"].raise_()
+        self.docks["AI"].raise_()
         self._build_status_bar()
         self.actions_ = build_actions(self)
         self.annotation.build_menus()
@@ -219,7 +231,13 @@ class MainWindow(QtWidgets.QMainWindow):
             s.setValue("layout", self.grid.layout_name)
         self.loader.shutdown()
         self.series_browser.shutdown()
+        self.ai_panel.shutdown()  # cancels running models; their results are dropped
         super().closeEvent(ev)
+
+    def _on_ai_result(self, run) -> None:
+        """A model's segmentation becomes the active label layer, ready for the annotation tools."""
+        if run.labels is not None and run.labels in self.session.label_maps:
+            self.session.set_active(run.labels, next((lab.value for lab in run.labels.table), 1))
 
     # --- view commands (menus, toolbar, CLI) ---------------------------------------------
     def set_layout(self, name: str, plane: str | None = None) -> None:

@@ -7,12 +7,16 @@ from medviewer.core.errors import MedViewerError
 
 def render_screenshot(paths: list[str], out: str, layout: str = "mpr", preset: str | None = None,
                       window: float | None = None, level: float | None = None, slice_number: int | None = None,
-                      size: tuple[int, int] = (1400, 850), series: str | None = None) -> dict:
+                      size: tuple[int, int] = (1400, 850), series: str | None = None,
+                      model: str | None = None, explain: str | None = None,
+                      model_dirs: list[str] | None = None, device: str | None = None) -> dict:
     from medviewer.ui.main_window import MainWindow
     from medviewer.ui.qt import application
 
     app = application()
-    win = MainWindow(persistent=False)
+    win = MainWindow(persistent=False, model_dirs=model_dirs)
+    if device:
+        win.ai_panel.bridge.service.device = device
     win.resize(*size)
     win.show()
     if series is not None:
@@ -37,6 +41,9 @@ def render_screenshot(paths: list[str], out: str, layout: str = "mpr", preset: s
         if not 1 <= slice_number <= n:
             raise MedViewerError(f"--slice {slice_number} is outside 1..{n}")
         view.set_slice(slice_number - 1)
+    runs = []
+    if model or explain:
+        runs = _run_models(app, win, model, explain)
     for _ in range(3):
         app.processEvents()
     win.grid.fit_all()
@@ -46,6 +53,55 @@ def render_screenshot(paths: list[str], out: str, layout: str = "mpr", preset: s
         raise MedViewerError(f"{out}: could not write the PNG")
     info = {"out": out, "source": win.session.source_id, "layout": win.grid.layout_name,
             "window": [win.session.window.width, win.session.window.level],
-            "cursor": [int(v) for v in win.session.cursor], "problems": list(win.problems)}
+            "cursor": [int(v) for v in win.session.cursor], "problems": list(win.problems), "runs": runs}
     win.close()
     return info
+
+
+def _run_models(app, win, model: str | None, explain: str | None) -> list[str]:
+    """Run the model (and its explanation) from the AI panel, as a user would, and wait for them."""
+    import time
+
+    import numpy as np
+
+    panel = win.ai_panel
+    win.docks["AI"].raise_()
+    if model is None:
+        entry = panel.selected_entry()
+        if entry is None:
+            raise MedViewerError("--explain needs --model NAME (no model fits this image)")
+        model = entry.name
+    entry = next((e for e in panel.entries if e.name == model), None)
+    if entry is None:
+        raise MedViewerError(f"no model named {model!r} (see `medviewer models`)")
+    reason = panel.compatibility(entry)
+    if reason:
+        raise MedViewerError(f"{model} cannot run on this image: {reason}")
+    panel.select_model(model)
+    done = []
+    for task in [None] + ([explain] if explain else []):
+        job = panel.run(task)
+        deadline = time.monotonic() + 600
+        while not (job.done() and job not in panel.bridge.jobs):
+            app.processEvents()
+            time.sleep(0.01)
+            if time.monotonic() > deadline:
+                job.cancel()
+                raise MedViewerError(f"{model}: {job.task} took longer than 10 minutes")
+        if job.state != "done":
+            raise MedViewerError(f"{model}: {job.task} {job.state}: {job.error}")
+        done.append(f"{job.task} {1000 * job.timings.get('total', 0):.0f} ms on {job.device}")
+    # show the slice where the result is
+    session = win.session
+    focus = None
+    if session.heatmaps:
+        focus = session.heatmaps[-1].data
+    if session.active_labels is not None and session.active_labels.data.any():
+        focus = session.active_labels.data > 0
+    if focus is not None and session.volume is not None and not session.volume.is_2d:
+        z, y, x = np.unravel_index(int(np.argmax(focus)), focus.shape)
+        coords = np.argwhere(focus > (0 if focus.dtype == bool else 0.5 * focus.max()))
+        if len(coords):
+            z, y, x = np.round(coords.mean(0)).astype(int)
+        session.set_cursor((x, y, z))
+    return done

@@ -42,6 +42,9 @@ def window_table_int16(window: Window, invert: bool) -> np.ndarray:
     return 255 - table if invert else table
 
 
+_EMPTY = np.zeros((1, 1), np.uint8)
+
+
 class _ViewBox(pg.ViewBox):
     """Routes mouse gestures to the owning SliceView the way radiology viewers do."""
 
@@ -133,10 +136,12 @@ class SliceView(QtWidgets.QWidget):
         self._labels: np.ndarray | None = None
         self._lut16: np.ndarray | None = None
         self._layer_items: list = []  # (LabelMap, ImageItem, callbacks) per label map, bottom first
+        self._heat_items: list = []  # (HeatMap, ImageItem, callback), under the label layers
         self.label_outline = False
         self._threshold_preview: tuple[float, float] | None = None
         self.annotator = None  # the window's AnnotationController, when annotation tools are in use
         session.label_layers_changed.connect(self._rebuild_label_layers)
+        session.heatmaps_changed.connect(self._rebuild_heatmaps)
         session.volume_changed.connect(self._on_volume)
         session.cursor_changed.connect(self._on_cursor)
         session.window_changed.connect(self._on_window)
@@ -164,7 +169,8 @@ class SliceView(QtWidgets.QWidget):
     def _set_rect(self) -> None:
         w, h = self._display_extent()
         rect = QtCore.QRectF(0, 0, w, h)
-        for item in [self.image_item, self.label_item] + [it for _, it, _ in self._layer_items]:
+        for item in ([self.image_item, self.label_item] + [it for _, it, _ in self._layer_items]
+                     + [it for _, it, _ in self._heat_items]):
             if item.image is not None:
                 item.setRect(rect)
 
@@ -214,6 +220,8 @@ class SliceView(QtWidgets.QWidget):
             self.label_item.setImage(self._transform(g.slice(self._labels, self._slice_index)), autoLevels=False)
         for labels, item, _ in self._layer_items:
             self._render_layer(labels, item)
+        for heatmap, item, _ in self._heat_items:
+            self._render_heatmap(heatmap, item)
         if reshaped:  # the item maps pixels to mm through its rect, which needs the image size
             self._set_rect()
         self._draw_measurements()
@@ -278,10 +286,46 @@ class SliceView(QtWidgets.QWidget):
             if self.geometry_ is not None and self._slice_index >= 0:
                 self._render_layer(labels, item)
 
+    # --- heat map layers (probability, explanation, anomaly maps) ---------------------------
+    def _rebuild_heatmaps(self) -> None:
+        for heatmap, item, on_change in self._heat_items:
+            heatmap.changed.disconnect(on_change)
+            self.viewbox.removeItem(item)
+        self._heat_items = []
+        for z, heatmap in enumerate(self.session.heatmaps):
+            item = pg.ImageItem(axisOrder="row-major")
+            item.setZValue(5 + 0.01 * z)
+            item.setLookupTable(heatmap.lut())
+            self.viewbox.addItem(item)
+
+            def on_change(heatmap=heatmap, item=item):
+                item.setLookupTable(heatmap.lut())
+                if self.geometry_ is not None and self._slice_index >= 0:
+                    self._render_heatmap(heatmap, item)
+
+            heatmap.changed.connect(on_change)
+            self._heat_items.append((heatmap, item, on_change))
+            if self.geometry_ is not None and self._slice_index >= 0:
+                self._render_heatmap(heatmap, item)
+
+    def _render_heatmap(self, heatmap, item) -> None:
+        plane = self._transform(self.geometry_.slice(heatmap.data, self._slice_index))
+        if not heatmap.visible or plane.max(initial=-np.inf) < heatmap.threshold:
+            item.setVisible(False)  # nothing above the threshold here: skip drawing the layer
+            return
+        reshaped = item.image is None or item.image.shape != plane.shape
+        item.setImage(heatmap.indices(plane), autoLevels=False)
+        item.setVisible(True)
+        if reshaped:
+            w, h = self._display_extent()
+            item.setRect(QtCore.QRectF(0, 0, w, h))
+
     def _render_layer(self, labels, item) -> None:
         plane = self._transform(self.geometry_.slice(labels.data, self._slice_index))
         if self.label_outline:
             plane = outline(plane)
+        if not plane.any():  # an empty slice of this layer: a 1-pixel transparent image, nothing to blend
+            plane = _EMPTY
         reshaped = item.image is None or item.image.shape != plane.shape
         item.setImage(plane, autoLevels=False)
         if reshaped:

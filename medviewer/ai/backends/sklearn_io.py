@@ -1,5 +1,5 @@
-"""Saving and loading scikit-learn models safely with skops (no pickle: only scikit-learn, NumPy
-and SciPy types are accepted when loading)."""
+"""Saving and loading scikit-learn models safely with skops (no pickle): beyond the types skops
+trusts by default, only scikit-learn classes are accepted when loading."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ from typing import Any
 from medviewer.ai.registry import ModelSpec, check_weights
 from medviewer.core.errors import MedViewerError
 
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+TRUSTED_PREFIXES = ("sklearn.",)  # estimator classes only; functions and other types are refused
 _cache: dict[str, tuple[float, Any]] = {}
 
 
