@@ -125,9 +125,14 @@ def classify(spec: ModelSpec, volume: Volume, device: str | None = None) -> dict
 
     def run(dev: str, _window) -> np.ndarray:
         network = net if dev == device else _network(spec, dev)
-        with torch.no_grad(), torch.autocast(device_type="cuda", enabled=dev.startswith("cuda")):
-            logits = network(torch.from_numpy(x[np.newaxis]).to(dev))
-        return torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
+        with torch.inference_mode():
+            xt = torch.from_numpy(x[np.newaxis]).to(dev)
+            if dev.startswith("cuda"):  # mixed precision on CUDA
+                with torch.autocast(device_type="cuda"):
+                    logits = network(xt)
+            else:
+                logits = network(xt)
+            return torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
 
     probs, device = run_with_fallback(run, device, None, lambda message: None)
     timings["predict"] = time.perf_counter() - t

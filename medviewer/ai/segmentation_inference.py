@@ -36,6 +36,22 @@ class Cancelled(MedViewerError):
 OVERLAP = 0.25
 
 
+def channel_argmax(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(labels uint8, highest foreground probability float32) of (C, z, y, x) class probabilities.
+    A running comparison over the few channels: ~10x faster than argmax over axis 0 (first
+    maximum wins, as argmax)."""
+    best = np.array(probs[0], np.float32)
+    labels = np.zeros(best.shape, np.uint8)
+    foreground = np.zeros(best.shape, np.float32)
+    for c in range(1, len(probs)):
+        channel = probs[c]
+        np.maximum(foreground, channel, out=foreground)
+        better = channel > best
+        labels[better] = c
+        np.maximum(best, channel, out=best)
+    return labels, foreground
+
+
 def tile_count(size: tuple[int, ...], window: tuple[int, ...], overlap: float) -> int:
     """How many windows MONAI's sliding window visits over `size` (for the progress fraction)."""
     n = 1
@@ -102,10 +118,13 @@ def segment(spec: ModelSpec, volume: Volume, device: str | None = None,
             return out
 
         xt = torch.from_numpy(np.ascontiguousarray(x))[None, None].to(dev)
-        with torch.no_grad(), torch.autocast(device_type="cuda", enabled=dev.startswith("cuda")):
-            logits = sliding_window_inference(xt, roi_size=window, sw_batch_size=1, predictor=predictor,
-                                              overlap=OVERLAP, mode="gaussian")
-        return torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
+        with torch.inference_mode(), torch.autocast(device_type="cuda", enabled=dev.startswith("cuda")):
+            if tuple(xt.shape[2:]) == tuple(window):  # one window: what the sliding window would return
+                logits = predictor(xt)
+            else:
+                logits = sliding_window_inference(xt, roi_size=window, sw_batch_size=1, predictor=predictor,
+                                                  overlap=OVERLAP, mode="gaussian")
+            return torch.softmax(logits.float(), dim=1)[0]
 
     t = time.perf_counter()
     probs, device = run_with_fallback(run, device, roi, say, check_cancel)
@@ -115,9 +134,8 @@ def segment(spec: ModelSpec, volume: Volume, device: str | None = None,
     probs = probs[(slice(None),) + inner]
     if grid.resampled:
         say("resampling the probabilities back onto the image's grid")
-        probs = grid.back(probs, background=(1.0,))
-    labels = probs.argmax(0).astype(np.uint8)
-    foreground = probs[1:].max(0).astype(np.float32) if len(probs) > 1 else np.zeros(volume.shape, np.float32)
+        probs = torch.from_numpy(grid.back(probs.cpu().numpy(), background=(1.0,)))
+    labels, foreground = channel_argmax(probs.cpu().numpy() if hasattr(probs, "cpu") else probs)
     n_out = len(probs) - 1
     declared = len(spec.outputs.get("labels", {}))
     if n_out != declared:

@@ -182,3 +182,14 @@ def test_out_of_memory_without_a_window_goes_straight_to_the_cpu():
 
     assert run_with_fallback(run, "cuda:1", None, lambda m: None) == (1, "cpu")
     assert calls == [("cuda:1", None), ("cpu", None)]
+
+
+def test_channel_argmax_is_numpy_argmax():
+    from medviewer.ai.segmentation_inference import channel_argmax
+
+    rng = np.random.default_rng(0)
+    probs = rng.random((4, 5, 6, 7)).astype(np.float32)
+    probs[2, 0, 0, 0] = probs[1, 0, 0, 0] = probs[:, 0, 0, 0].max()  # a tie: the first maximum wins
+    labels, foreground = channel_argmax(probs)
+    assert labels.dtype == np.uint8 and np.array_equal(labels, probs.argmax(0))
+    assert np.allclose(foreground, probs[1:].max(0))
