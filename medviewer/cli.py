@@ -10,7 +10,7 @@ import tempfile
 from medviewer import __version__
 from medviewer.core.errors import MedViewerError
 
-COMMANDS = ("info", "convert", "view", "screenshot", "stats", "models", "infer", "train", "evaluate")
+COMMANDS = ("info", "convert", "view", "screenshot", "stats", "models", "infer", "train", "evaluate", "features")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     from medviewer.cli_ai import add_parsers as add_ai_parsers
 
     add_ai_parsers(sub)  # `infer` and `train`
+    from medviewer.cli_features import add_parser as add_features_parser
+
+    add_features_parser(sub)
 
     ev = sub.add_parser("evaluate", help="measure a model on a labelled dataset")
     ev.add_argument("--model", required=True, help="model name (see `medviewer models`)")
@@ -98,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
             from medviewer.cli_ai import cmd_train
 
             return cmd_train(args, argv)
+        if args.command == "features":
+            from medviewer.cli_features import cmd_features
+
+            return cmd_features(args)
         if args.command == "evaluate":
             return cmd_evaluate(args)
         if args.command == "infer":

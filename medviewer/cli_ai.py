@@ -20,12 +20,15 @@ def add_parsers(sub) -> None:
     infer.add_argument("--out", help="output folder: label maps (segmentation), maps (--explain, anomaly models)")
     infer.add_argument("--explain", choices=["gradcam", "occlusion"],
                        help="also write where the model looked, as NIfTI and as a PNG overlay (needs --out)")
+    infer.add_argument("--mask", help="ROI classifiers: the label map of the ROI (on the input's grid)")
+    infer.add_argument("--label", type=int, help="with --mask: the ROI's label value (default: every nonzero voxel)")
     infer.add_argument("--models", action="append", default=[], metavar="DIR", help="extra model folder")
 
     train = sub.add_parser("train", help="train a model: classification (folder-per-class 2D images), "
                                          "segmentation (MSD dataset), anomaly (normal images)")
-    train.add_argument("task", choices=["classification", "segmentation", "anomaly"], help="what to train")
-    train.add_argument("--data", required=True,
+    train.add_argument("task", choices=["classification", "segmentation", "anomaly", "roi-classifier"],
+                       help="what to train")
+    train.add_argument("--data",
                        help="classification and anomaly: one subfolder of images per class; segmentation: "
                             "an MSD dataset (imagesTr/, labelsTr/, dataset.json)")
     train.add_argument("--out", required=True, help="model folder to write (manifest + weights)")
@@ -40,6 +43,14 @@ def add_parsers(sub) -> None:
                        help="anomaly: the detector")
     train.add_argument("--limit", type=int, help="use at most N images (anomaly) or cases (segmentation)")
     train.add_argument("--name", help="model name in the manifest (default: the output folder's name)")
+    train.add_argument("--images", nargs="+", help="roi-classifier: the images, in the order of --labels")
+    train.add_argument("--labels", nargs="+", help="roi-classifier: a label map per image; every connected region "
+                                                   "of a label is one ROI, its class the label's name")
+    train.add_argument("--model-types", help="roi-classifier: comma-separated among svm, random_forest, "
+                                             "logistic_regression, naive_bayes, knn, decision_tree, adaboost, mlp "
+                                             "(default all)")
+    train.add_argument("--choose", help="roi-classifier: the model type to save (default: best CV ROC AUC)")
+    train.add_argument("--folds", type=int, default=5, help="roi-classifier: cross-validation folds")
 
 
 def _stem(path: str) -> str:
@@ -57,6 +68,10 @@ def cmd_train(args, argv: list[str]) -> int:
     def say(line: str) -> None:
         print(line, flush=True)
 
+    if args.task == "roi-classifier":
+        return _train_roi_classifier(args, name)
+    if not args.data:
+        raise MedViewerError(f"train {args.task} needs --data DIR")
     if args.task == "segmentation":
         from medviewer.ai.training.segmentation import train_segmentation
 
@@ -78,6 +93,25 @@ def cmd_train(args, argv: list[str]) -> int:
                                        progress=say)
         keys = ("accuracy", "sensitivity", "specificity", "roc_auc", "n_train", "n_val", "epochs_run")
     print(json.dumps({k: metrics.get(k) for k in keys}))
+    return 0
+
+
+def _train_roi_classifier(args, name: str) -> int:
+    from medviewer.ai.training.radiomics_models import train_roi_classifier
+
+    if not args.images or not args.labels or len(args.images) != len(args.labels):
+        raise MedViewerError("train roi-classifier needs --images and --labels, one label map per image")
+    types = [t.strip() for t in args.model_types.split(",")] if args.model_types else None
+
+    def say(fraction: float, message: str) -> None:
+        print(f"[{100 * fraction:3.0f}%] {message}", file=sys.stderr, flush=True)
+
+    out = train_roi_classifier(list(zip(args.images, args.labels)), args.out, model_types=types, choose=args.choose,
+                               name=name, folds=args.folds, seed=args.seed, progress=say)
+    print(out["table"])
+    print(json.dumps({"chosen": out["chosen"], "model": args.out, "classes": out["classes"], "rois": out["n"],
+                      "cv_roc_auc": {k: r["cv_auc"] for k, r in out["results"].items()},
+                      "roc_png": out["roc_png"]}))
     return 0
 
 
@@ -140,7 +174,12 @@ def _infer_one(spec, volume, where: str, args) -> dict:
         record["png"] = write_overlay_png(os.path.join(args.out, f"{stem}_anomaly.png"), volume,
                                           result["map"].data, caption=f"{spec.name} anomaly map", threshold=0.9)
     else:
-        result = run_task("classify", spec, volume, args.device, quiet, lambda: False)
+        mask = None
+        if getattr(args, "mask", None):
+            from medviewer.cli_features import load_roi_arrays
+
+            _, mask = load_roi_arrays(where, args.mask, args.label)
+        result = run_task("classify", spec, volume, args.device, quiet, lambda: False, mask=mask)
         record.update({"probabilities": result["probabilities"], "prediction": result["prediction"]})
     if args.explain:
         explained = run_task(args.explain, spec, volume, args.device, quiet, lambda: False)

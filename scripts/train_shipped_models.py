@@ -5,6 +5,7 @@
         --out resources/models/pneumonia-cnn --minutes 20
     python scripts/train_shipped_models.py --task segmentation --data /work/shared/data/hippocampus
     python scripts/train_shipped_models.py --task anomaly --data /work/shared/data/chest_xray/train
+    python scripts/train_shipped_models.py --task radiomics --data /work/shared/data/chest_xray/train
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--task", choices=("classification", "segmentation", "anomaly"), default="classification")
+    p.add_argument("--task", choices=("classification", "segmentation", "anomaly", "radiomics"), default="classification")
     p.add_argument("--data", required=True, help="classification: one subfolder per class (NORMAL, PNEUMONIA); "
                                                  "segmentation: imagesTr/ + labelsTr/ (MSD layout)")
     p.add_argument("--out", default=None, help="model folder to write (default resources/models/"
@@ -42,6 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     command = "python scripts/train_shipped_models.py " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    if args.task == "radiomics":
+        from medviewer.ai.training.radiomics_models import train_image_classifiers
+
+        saved = train_image_classifiers(args.data, args.out or "resources/models", seed=args.seed,
+                                        limit_per_class=args.limit, progress=lambda s: print(s, flush=True))
+        print(saved)
+        return 0
     if args.task == "anomaly":
         from medviewer.ai.training.anomaly import train_anomaly
 

@@ -100,13 +100,22 @@ def _network(spec: ModelSpec, device: str):
     return _cache[key][1]
 
 
-def classify(spec: ModelSpec, volume: Volume, device: str | None = None) -> dict[str, Any]:
-    """{"probabilities": {class: p}, "prediction": class, "device": d, "timings": {stage: s}}."""
+def classify(spec: ModelSpec, volume: Volume, device: str | None = None,
+             mask: np.ndarray | None = None) -> dict[str, Any]:
+    """{"probabilities": {class: p}, "prediction": class, "device": d, "timings": {stage: s}}.
+    Classical (scikit-learn) models work on radiomics features of the whole image or of `mask`."""
     if spec.task != "classification":
         raise IncompatibleInput(f"{spec.name} is a {spec.task} model, not a classifier")
     reason = check_input(spec, volume)
     if reason:
         raise IncompatibleInput(reason)
+    if spec.manifest.get("framework") == "scikit-learn":
+        from medviewer.ai.classical import predict_proba
+
+        t = time.perf_counter()
+        result = predict_proba(spec, volume, mask)
+        return {"probabilities": result, "prediction": max(result, key=result.get), "device": "cpu",
+                "timings": {"predict": time.perf_counter() - t}}
     import torch
 
     from medviewer.ai.device import choose_device

@@ -106,7 +106,7 @@ def run_task(task: str, spec: ModelSpec, volume: Volume, device: str | None,
         progress(0.1, f"classifying with {spec.name}")
         if cancel():
             raise _cancelled(task)
-        return classify(spec, volume, device)
+        return classify(spec, volume, device, mask=options.get("mask"))
     if task == "segment":
         from medviewer.ai.segmentation_inference import segment
 

@@ -89,6 +89,14 @@ class Actions:
             self.tool_actions[name] = a
         self.tool_actions["navigate"].setChecked(True)
 
+        ai_menu = bar.addMenu("&AI")
+        self._action(ai_menu, "Run the selected model", lambda: win.ai_panel.run(), "Ctrl+R")
+        self._action(ai_menu, "Grad-CAM of the selected model", lambda: win.ai_panel.run("gradcam"))
+        self._action(ai_menu, "Occlusion map of the selected model", lambda: win.ai_panel.run("occlusion"))
+        self._action(ai_menu, "Cancel the running models", lambda: win.ai_panel.cancel())
+        ai_menu.addSeparator()
+        self._action(ai_menu, "Train classifier from ROIs…", win.open_train_classifier)
+
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "Keyboard shortcuts", self.show_shortcuts, "F1")
         self._action(help_menu, "About MedViewer", self.show_about)

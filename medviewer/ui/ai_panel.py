@@ -114,6 +114,9 @@ class AIPanel(QtWidgets.QWidget):
         self.bridge.finished.connect(self._on_finished)
         session.volume_changed.connect(self._on_volume)
         session.heatmaps_changed.connect(self._refresh_heatmaps)
+        # an ROI classifier becomes usable once an ROI is selected
+        session.active_label_changed.connect(self._fill_models)
+        session.label_layers_changed.connect(self._fill_models)
         self.reload_models()
 
     # --- layout ------------------------------------------------------------------------
@@ -239,7 +242,22 @@ class AIPanel(QtWidgets.QWidget):
         volume = self.session.volume
         if volume is None:
             return "open an image first"
-        return check_input(entry.spec, volume)
+        reason = check_input(entry.spec, volume)
+        if not reason and self._needs_roi(entry.spec) and self.roi_mask() is None:
+            return "classifies an ROI: select a label with voxels in the active label map"
+        return reason
+
+    @staticmethod
+    def _needs_roi(spec) -> bool:
+        return spec.input.get("features", {}).get("region") == "roi"
+
+    def roi_mask(self):
+        """The ROI for ROI classifiers: the voxels of the active label in the active label map."""
+        labels, value = self.session.active_labels, self.session.active_value
+        if labels is None or not value:
+            return None
+        mask = labels.data == value
+        return mask if mask.any() else None
 
     def _fill_models(self) -> None:
         selected = self.selected_entry()
@@ -308,7 +326,8 @@ class AIPanel(QtWidgets.QWidget):
             self.stage_label.setText(f"{entry.name} cannot run on this image: {reason}")
             return None
         task = task or RUN_TASK[entry.spec.task]
-        job = self.bridge.submit(task, entry.spec, volume)
+        options = {"mask": self.roi_mask()} if self._needs_roi(entry.spec) and task == "classify" else {}
+        job = self.bridge.submit(task, entry.spec, volume, **options)
         job.source_id = self.session.source_id
         self.current_job = job
         queued = len(self.bridge.jobs) - 1

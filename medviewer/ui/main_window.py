@@ -234,6 +234,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.ai_panel.shutdown()  # cancels running models; their results are dropped
         super().closeEvent(ev)
 
+    def open_train_classifier(self):
+        """The "Train classifier" dialog (non-modal: annotate while it trains)."""
+        from medviewer.ui.train_classifier_dialog import TrainClassifierDialog
+
+        dialog = getattr(self, "train_dialog", None)
+        if dialog is None:
+            dialog = self.train_dialog = TrainClassifierDialog(self)
+        dialog.show()
+        dialog.raise_()
+        return dialog
+
     def _on_ai_result(self, run) -> None:
         """A model's segmentation becomes the active label layer, ready for the annotation tools."""
         if run.labels is not None and run.labels in self.session.label_maps:

@@ -1,0 +1,226 @@
+"""Training classical models on radiomics features.
+
+    roi_examples(pairs, ...) -> (x, y, classes, names, rois)   ROIs drawn by annotators: every
+        connected region of a label in a label map is one example, whose class is the label's name
+        (e.g. labels named "benign" and "malignant", over many images);
+    train_roi_classifier(pairs, out_dir, ...)                 features -> grid search with stratified
+        cross-validation for each model type -> comparison table, ROC PNG -> the chosen model saved
+        as a registry model folder (manifest + skops), usable by `medviewer infer` and the AI panel;
+    train_image_classifiers(data_dir, out_root, ...)          the same on whole images of a
+        folder-per-class dataset (the shipped pneumonia-svm and pneumonia-rf), with a patient-wise
+        held-out validation split on top of the cross-validation.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from medviewer.core.errors import MedViewerError
+
+AGG_2D = ["2D, averaged", "2D, slice-merged", "2D"]
+AGG_3D = ["3D, averaged", "3D, merged", "3D"]
+IMAGE_FAMILIES = ["intensity_statistics", "intensity_histogram", "glcm", "glrlm", "glszm", "gldzm", "ngtdm",
+                  "ngldm"]
+
+
+def _say(progress, fraction: float, message: str) -> None:
+    if progress is not None:
+        progress(fraction, message)
+
+
+def roi_examples(pairs: list[tuple[str, str]], *, min_voxels: int = 5, bin_number: int = 32,
+                 families=None, progress=None, cancel=None):
+    """Features of every labelled region. pairs: (image path, label map path)."""
+    from scipy import ndimage
+
+    from medviewer.ai.classical import feature_key
+    from medviewer.io import open_volume
+    from medviewer.io.label_io import load_labels
+    from medviewer.processing.radiomics import compute_features
+
+    rows, names, labels, rois = [], None, [], []
+    for i, (image_path, label_path) in enumerate(pairs):
+        if cancel is not None and cancel():
+            from medviewer.ai.classical import Cancelled
+
+            raise Cancelled("feature extraction cancelled")
+        _say(progress, 0.3 * i / max(len(pairs), 1), f"features of the ROIs in {os.path.basename(label_path)}")
+        image = open_volume(image_path)
+        if image.is_rgb:
+            raise MedViewerError(f"{image_path}: ROI features need a grey image")
+        labelmap = load_labels(label_path, image)
+        aggregations = AGG_2D if image.is_2d else AGG_3D
+        for label in labelmap.table:
+            regions, n = ndimage.label(labelmap.data == label.value, structure=np.ones((3, 3, 3), bool))
+            for k in range(1, n + 1):
+                mask = regions == k
+                if mask.sum() < min_voxels:
+                    continue
+                feats = compute_features(image.data, mask, image.spacing, families=families,
+                                         aggregations=aggregations, bin_number=bin_number)
+                keys = [feature_key(f) for f in feats]
+                if names is None:
+                    names = keys
+                elif keys != names:
+                    raise MedViewerError(f"{image_path}: 2D and 3D images cannot be mixed in one training set")
+                rows.append([f.value for f in feats])
+                labels.append(label.name)
+                rois.append({"image": image_path, "labels": label_path, "label": label.value, "region": k,
+                             "voxels": int(mask.sum())})
+    if not rows:
+        raise MedViewerError("no labelled ROI found (each region needs at least "
+                             f"{min_voxels} voxels)")
+    classes = sorted(set(labels))
+    if len(classes) < 2:
+        raise MedViewerError(f"all ROIs have the same class ({classes[0]}): label ROIs of at least two classes")
+    return np.array(rows, np.float64), np.array([classes.index(c) for c in labels]), classes, names, rois
+
+
+def _drop_undefined(x: np.ndarray, names: list[str]):
+    keep = np.isfinite(x).all(0) & (np.nanstd(x, 0) > 0)
+    return x[:, keep], [n for n, k in zip(names, keep) if k]
+
+
+def train_roi_classifier(pairs: list[tuple[str, str]], out_dir: str | os.PathLike, *, model_types=None,
+                         choose: str | None = None, name: str | None = None, folds: int = 5, seed: int = 0,
+                         bin_number: int = 32, progress: Callable[[float, str], None] | None = None,
+                         cancel: Callable[[], bool] | None = None) -> dict:
+    """Train every model type on the ROIs, save the chosen one (default: best CV AUC) to out_dir.
+    Returns {"results": ..., "chosen": type, "manifest": ..., "table": str, "roc_png": path}."""
+    from medviewer.ai.classical import MODEL_TYPES, comparison_table, fit_models, save_model
+    from medviewer.io.roc_png import write_roc_png
+
+    started = time.monotonic()
+    x, y, classes, names, rois = roi_examples(pairs, bin_number=bin_number, progress=progress, cancel=cancel)
+    x, names = _drop_undefined(x, names)
+    _say(progress, 0.3, f"{len(y)} ROIs ({', '.join(f'{c} {int((y == i).sum())}' for i, c in enumerate(classes))}), "
+                        f"{len(names)} features")
+    results = fit_models(x, y, classes, model_types or MODEL_TYPES, folds=folds, seed=seed,
+                         progress=lambda f, m: _say(progress, 0.3 + 0.65 * f, m), cancel=cancel)
+    chosen = choose or max(results, key=lambda k: results[k]["cv_auc"])
+    if chosen not in results:
+        raise MedViewerError(f"{chosen} was not trained (trained: {', '.join(results)})")
+    out = Path(out_dir)
+    dims = 2 if all(r["image"] and _is_2d(r["image"]) for r in rois[:1]) else 3
+    extraction = {"region": "roi", "families": None, "bin_number": bin_number,
+                  "aggregations": AGG_2D if dims == 2 else AGG_3D}
+    manifest = save_model(results[chosen], out, name=name or out.name, kind=chosen, classes=classes,
+                          feature_names=names, extraction=extraction, modality="", dims=dims,
+                          training={"data": [{"image": a, "labels": b} for a, b in pairs], "rois": len(y),
+                                    "seed": seed, "seconds": round(time.monotonic() - started, 1)},
+                          description=f"{results[chosen]['title']} on IBSI radiomics features of annotated ROIs "
+                                      f"({' / '.join(classes)})", n_examples=len(y))
+    table = comparison_table(results)
+    (out / "comparison.txt").write_text(table + "\n", encoding="utf-8")
+    (out / "comparison.json").write_text(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "estimator"}
+                                                     for k, v in results.items()}, indent=1, default=str))
+    roc = None
+    if len(classes) == 2:
+        roc = write_roc_png(out / "roc.png", [{"label": r["title"], "fpr": r["roc"]["fpr"], "tpr": r["roc"]["tpr"],
+                                               "auc": r["cv_auc"]} for r in results.values()],
+                            title=f"ROC, {results[chosen]['folds']}-fold cross-validation ({len(y)} ROIs)")
+    _say(progress, 1.0, f"saved {chosen} to {out}")
+    return {"results": results, "chosen": chosen, "manifest": manifest, "table": table, "roc_png": roc,
+            "classes": classes, "n": len(y)}
+
+
+def _is_2d(path: str) -> bool:
+    from medviewer.io import open_volume
+
+    return open_volume(path).is_2d
+
+
+def image_features(paths: list[str], extraction: dict, progress=None) -> tuple[np.ndarray, list[str]]:
+    from medviewer.ai.classical import extract
+    from medviewer.io import open_volume
+
+    rows, names = [], None
+    start = time.monotonic()
+    for i, path in enumerate(paths):
+        v = open_volume(path)
+        n, values = extract(v.data, v.spacing, extraction)
+        names = names or n
+        rows.append(values)
+        if progress and (i + 1) % 200 == 0:
+            progress(f"features of {i + 1}/{len(paths)} images ({time.monotonic() - start:.0f} s)")
+    return np.array(rows), names
+
+
+def train_image_classifiers(data_dir: str | os.PathLike, out_root: str | os.PathLike, *,
+                            model_types=("svm", "random_forest"), limit_per_class: int | None = 1000,
+                            image_size: int = 128, bin_number: int = 32, folds: int = 5, seed: int = 0,
+                            prefix: str = "pneumonia", progress: Callable[[str], None] = print) -> dict:
+    """Whole-image radiomics classifiers for a folder-per-class dataset; one model folder per type
+    (out_root/{prefix}-svm, ...), each with CV metrics and metrics on a patient-wise held-out split."""
+    from medviewer.ai.classical import comparison_table, fit_models, save_model
+    from medviewer.ai.training.classification import binary_metrics, discover_classes, patient_split
+    from medviewer.io.roc_png import write_roc_png
+
+    started = time.monotonic()
+    classes, items = discover_classes(data_dir)
+    train_idx, val_idx = patient_split(items, seed=seed)
+    rng = np.random.default_rng(seed)
+
+    def sample(indices):
+        if not limit_per_class:
+            return sorted(indices)
+        out = []
+        for k in range(len(classes)):
+            members = [i for i in indices if items[i][1] == k]
+            out += rng.choice(members, size=min(limit_per_class, len(members)), replace=False).tolist()
+        return sorted(out)
+
+    train_idx, val_idx = sample(train_idx), sample(val_idx)
+    extraction = {"region": "whole image", "image_size": image_size, "families": IMAGE_FAMILIES,
+                  "aggregations": AGG_2D, "bin_number": bin_number,
+                  "grey": "ITU-R 601 luma; bilinear resize; uint8/255 (others min-max) then x255; fixed bin number"}
+    progress(f"{len(train_idx)} training and {len(val_idx)} validation images (patient-wise split, seed {seed})")
+    x_train, names = image_features([items[i][0] for i in train_idx], extraction, progress)
+    x_val, _ = image_features([items[i][0] for i in val_idx], extraction, progress)
+    keep = np.isfinite(x_train).all(0) & np.isfinite(x_val).all(0) & (x_train.std(0) > 0)
+    x_train, x_val = x_train[:, keep], x_val[:, keep]
+    names = [n for n, k in zip(names, keep) if k]
+    y_train = np.array([items[i][1] for i in train_idx])
+    y_val = np.array([items[i][1] for i in val_idx])
+    feature_seconds = time.monotonic() - started
+    progress(f"{len(names)} features per image in {feature_seconds:.0f} s; grid search with {folds}-fold CV")
+    results = fit_models(x_train, y_train, classes, model_types, folds=folds, seed=seed,
+                         progress=lambda f, m: progress(m))
+    progress(comparison_table(results))
+    positive = len(classes) - 1
+    curves, saved = [], {}
+    for kind, r in results.items():
+        prob = r["estimator"].predict_proba(x_val)
+        val = binary_metrics(y_val == positive, prob[:, positive])
+        suffix = {"svm": "svm", "random_forest": "rf"}.get(kind, kind.replace("_", "-"))
+        name = f"{prefix}-{suffix}"
+        manifest = save_model(
+            r, Path(out_root) / name, name=name, kind=kind, classes=classes, feature_names=names,
+            extraction=extraction, modality="XR", dims=2,
+            training={"data": f"{data_dir} (official training split; patient-wise {len(train_idx)} training / "
+                              f"{len(val_idx)} validation images, seed {seed})",
+                      "hardware": "CPU", "seconds": round(time.monotonic() - started, 1),
+                      "command": f"python scripts/train_shipped_models.py --task radiomics --data {data_dir}"},
+            description=f"{r['title']} on IBSI radiomics features of the whole chest X-ray "
+                        f"({len(names)} features, 2D aggregations): NORMAL vs PNEUMONIA.",
+            n_examples=len(y_train))
+        manifest["metrics"].update({f"val_{k}": v for k, v in val.items()})
+        manifest["metrics"]["val_measured_on"] = (f"patient-wise held-out validation split ({len(y_val)} images) "
+                                                  "of the official training data")
+        (Path(out_root) / name / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        saved[name] = manifest["metrics"]
+        from medviewer.ai.training.classification import roc_curve
+
+        fpr, tpr = roc_curve(y_val == positive, prob[:, positive])
+        curves.append({"label": f"{name} (validation)", "fpr": fpr.tolist(), "tpr": tpr.tolist(),
+                       "auc": val["roc_auc"]})
+        progress(f"{name}: CV AUC {r['cv_auc']:.4f}; validation AUC {val['roc_auc']:.4f}, accuracy "
+                 f"{val['accuracy']:.4f}")
+    for name in saved:
+        write_roc_png(Path(out_root) / name / "roc.png", curves, title="ROC, patient-wise validation split")
+    return saved
