@@ -177,12 +177,7 @@ def extract(volume_data: np.ndarray, spacing, extraction: dict[str, Any], mask: 
         data = data[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     spacing = tuple(float(s) for s in spacing)
     if extraction.get("region") == "whole image":
-        size = extraction.get("image_size")
-        if size:
-            from medviewer.ai.training.classification import to_unit_grey
-
-            data = to_unit_grey(data, int(size))[np.newaxis] * 255.0
-            spacing = (1.0, 1.0, 1.0)
+        data, spacing = whole_image_picture(data, extraction, spacing)
         mask = np.ones(data.shape, bool)
     elif mask is None:
         raise MedViewerError("this model classifies an ROI: draw or select one first")
@@ -193,15 +188,30 @@ def extract(volume_data: np.ndarray, spacing, extraction: dict[str, Any], mask: 
     return names, np.array([f.value for f in feats], np.float64)
 
 
+def whole_image_picture(data: np.ndarray, extraction: dict[str, Any], spacing=(1.0, 1.0, 1.0)):
+    """The grey picture a whole-image model computes its features on, and its spacing."""
+    size = extraction.get("image_size")
+    if not size:
+        return data, spacing
+    from medviewer.ai.training.classification import to_unit_grey
+
+    return to_unit_grey(data, int(size))[np.newaxis] * 255.0, (1.0, 1.0, 1.0)
+
+
 def feature_key(f) -> str:
     return f"{f.family}|{f.feature}|{f.aggregation}"
 
 
 def predict_proba(spec, volume, mask: np.ndarray | None = None) -> dict[str, float]:
+    return proba_of(spec, volume.data, volume.spacing, mask)
+
+
+def proba_of(spec, data: np.ndarray, spacing, mask: np.ndarray | None = None) -> dict[str, float]:
+    """Class probabilities of a registered classical model for an image array (or an ROI of it)."""
     from medviewer.ai.backends.sklearn_io import load
 
     extraction = spec.input.get("features", {})
-    names, values = extract(volume.data, volume.spacing, extraction, mask)
+    names, values = extract(data, spacing, extraction, mask)
     wanted = spec.input.get("feature_names", names)
     index = {n: i for i, n in enumerate(names)}
     missing = [n for n in wanted if n not in index]

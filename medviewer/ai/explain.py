@@ -94,9 +94,12 @@ def explain(spec: ModelSpec, volume: Volume, method: str, device: str | None = N
     reason = check_input(spec, volume)
     if reason:
         raise IncompatibleInput(reason)
-    if method == "gradcam" and spec.task != "classification":
-        raise IncompatibleInput(f"Grad-CAM explains CNN classifiers; {spec.name} is a {spec.task} model "
+    if method == "gradcam" and (spec.task != "classification" or spec.manifest.get("framework") == "scikit-learn"):
+        kind = "classical (radiomics)" if spec.manifest.get("framework") == "scikit-learn" else spec.task
+        raise IncompatibleInput(f"Grad-CAM explains CNN classifiers; {spec.name} is a {kind} model "
                                 "(use occlusion)")
+    if spec.manifest.get("framework") == "scikit-learn":
+        return _explain_classical(spec, volume, progress or (lambda f, m: None), cancel, target)
     import torch
 
     from medviewer.ai.device import choose_device
@@ -214,3 +217,43 @@ def _explain_segmentation(spec, volume, net, device, report, check_cancel, timin
     full = grid.back(small[np.newaxis])[0] if grid.resampled else small
     timings["post"] = time.perf_counter() - t
     return {"map": volume.copy_geometry(_unit(full)), "target": "foreground"}
+
+
+def _explain_classical(spec, volume, report, cancel, target) -> dict[str, Any]:
+    """Occlusion for a whole-image classical model: each 1/8 x 1/8 block of the picture the
+    features are computed on is set to the picture's mean; the map is the drop of the class
+    probability (features recomputed each time, so ~64 feature extractions)."""
+    from medviewer.ai.classical import proba_of, whole_image_picture
+
+    extraction = spec.input.get("features", {})
+    if spec.task != "classification" or extraction.get("region") != "whole image":
+        raise IncompatibleInput(f"occlusion of {spec.name}: classical models are explained on whole images only")
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    picture, _ = whole_image_picture(volume.data if not volume.is_rgb else volume.data, extraction)
+    base = proba_of(spec, picture, (1.0, 1.0, 1.0))
+    classes = spec.class_names
+    label = target or max(base, key=base.get)
+    if label not in base:
+        raise MedViewerError(f"{spec.name} has no class {label!r} (classes: {', '.join(classes)})")
+    timings["pre"] = time.perf_counter() - t
+    t = time.perf_counter()
+    plane = picture[0]
+    size = plane.shape[0]
+    block = max(size // 8, 1)
+    fill = float(plane.mean())
+    starts = list(range(0, size - block + 1, block))
+    small = np.zeros(plane.shape, np.float32)
+    for n, (r, c) in enumerate((r, c) for r in starts for c in starts):
+        if cancel is not None and cancel():
+            raise Cancelled("occlusion cancelled")
+        occluded = plane.copy()
+        occluded[r:r + block, c:c + block] = fill
+        p = proba_of(spec, occluded[np.newaxis], (1.0, 1.0, 1.0))[label]
+        small[r:r + block, c:c + block] = max(base[label] - p, 0.0)
+        report(0.05 + 0.9 * (n + 1) / len(starts) ** 2, f"occlusion for {label}: block {n + 1}/{len(starts) ** 2}")
+    timings["explain"] = time.perf_counter() - t
+    full = _unit(_resize_2d(small, volume.shape[1:3]))[np.newaxis]
+    report(1.0, "done")
+    return {"map": volume.copy_geometry(full.astype(np.float32)), "target": label, "probability": base[label],
+            "method": "occlusion", "device": "cpu", "timings": timings}

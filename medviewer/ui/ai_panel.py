@@ -312,7 +312,8 @@ class AIPanel(QtWidgets.QWidget):
         torch_model = ok and entry.spec.manifest.get("framework", "torch") == "torch"
         self.run_button.setEnabled(ok)
         self.gradcam_button.setEnabled(bool(torch_model and entry.spec.task == "classification"))
-        self.occlusion_button.setEnabled(bool(torch_model))
+        whole_image = ok and entry.spec.input.get("features", {}).get("region") == "whole image"
+        self.occlusion_button.setEnabled(bool(torch_model or whole_image))
 
     # --- running ---------------------------------------------------------------------------
     def run(self, task: str | None = None):

@@ -111,3 +111,18 @@ def test_cancel_stops_occlusion_between_batches(xray):
         explain(read_manifest(CNN), xray, "occlusion", device="cpu",
                 progress=lambda f, m: calls.append(f), cancel=lambda: len(calls) >= 3)
     assert len(calls) == 3
+
+
+def test_occlusion_explains_a_classical_radiomics_model_too(xray):
+    pytest.importorskip("sklearn")
+    from medviewer.ai.explain import explain
+    from medviewer.ai.inference import IncompatibleInput
+
+    spec = read_manifest(REPO / "resources" / "models" / "pneumonia-svm")
+    seen = []
+    result = explain(spec, xray, "occlusion", progress=lambda f, m: seen.append(m))
+    heat = result["map"].data
+    assert heat.shape == xray.shape and heat.max() == pytest.approx(1.0) and result["target"] == "PNEUMONIA"
+    assert sum("block" in m for m in seen) == 64
+    with pytest.raises(IncompatibleInput, match="classical"):
+        explain(spec, xray, "gradcam")
