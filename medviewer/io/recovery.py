@@ -20,10 +20,22 @@ def recovery_path(image_key: str) -> str:
 
 def save_recovery(image_key: str, label_maps: list[LabelMap]) -> str:
     """Write every label map (data + table) atomically; returns the file written."""
+    return write_recovery(image_key, recovery_snapshot(label_maps))
+
+
+def recovery_snapshot(label_maps: list[LabelMap]) -> tuple[list[dict], dict]:
+    """What an autosave writes: the label tables (copied now) and the label arrays (by reference:
+    a background writer may see edits made while it compresses; the next autosave catches up)."""
+    tables = [{"name": m.name, "labels": [dict(vars(lab)) for lab in m.table]} for m in label_maps]
+    arrays = {f"map{i}": m.data for i, m in enumerate(label_maps)}
+    return tables, arrays
+
+
+def write_recovery(image_key: str, snapshot: tuple[list[dict], dict]) -> str:
+    """Compress and write a snapshot atomically (safe to run off the GUI thread)."""
+    tables, arrays = snapshot
     path = recovery_path(image_key)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tables = [{"name": m.name, "labels": [vars(lab) for lab in m.table]} for m in label_maps]
-    arrays = {f"map{i}": m.data for i, m in enumerate(label_maps)}
     buffer = io.BytesIO()
     np.savez_compressed(buffer, meta=np.frombuffer(json.dumps(
         {"image": image_key, "saved": time.time(), "maps": tables}).encode(), dtype=np.uint8), **arrays)

@@ -7,6 +7,7 @@ from medviewer.core.errors import MedViewerError
 from medviewer.io import recovery
 from medviewer.ui.annotation_controller import AnnotationController
 from medviewer.ui.annotation_panel import AnnotationPanel
+from medviewer.ui.background import BackgroundCall
 from medviewer.ui.qt import QtCore, QtGui, QtWidgets
 
 AUTOSAVE_MS = 3000
@@ -41,6 +42,10 @@ class AnnotationWiring(QtCore.QObject):
         self.stats_timer.setSingleShot(True)
         self.stats_timer.setInterval(400)
         self.stats_timer.timeout.connect(self.refresh_statistics)
+        # compression of the autosave and statistics of large label maps run off the GUI thread
+        self._autosaver = BackgroundCall(self, "autosave", lambda path: None, self._autosave_failed)
+        self._stats_worker = BackgroundCall(self, "statistics", self._show_statistics,
+                                            lambda message: None)  # the next edit recomputes
 
     # --- menus and keys ------------------------------------------------------------------
     def build_menus(self) -> None:
@@ -151,8 +156,23 @@ class AnnotationWiring(QtCore.QObject):
         return label_statistics(session.volume, session.active_labels)
 
     def refresh_statistics(self) -> None:
-        if self.panel.isVisible() or os.environ.get("MEDVIEWER_NO_DIALOGS"):
-            self.panel.show_statistics(self.statistics())
+        if not (self.panel.isVisible() or os.environ.get("MEDVIEWER_NO_DIALOGS")):
+            return
+        if self._stats_worker.busy:
+            self.stats_timer.start()  # after the running computation
+            return
+        session = self.win.session
+        if session.volume is None or session.active_labels is None:
+            self.panel.show_statistics([])
+            return
+        from medviewer.processing.label_stats import label_statistics
+
+        self._stats_for = session.active_labels
+        self._stats_worker.start(label_statistics, session.volume, session.active_labels)
+
+    def _show_statistics(self, rows: list[dict]) -> None:
+        if getattr(self, "_stats_for", None) is self.win.session.active_labels:
+            self.panel.show_statistics(rows)  # not for a label map that is no longer the active one
 
     def export_statistics(self, path: str | None = None) -> None:
         from medviewer.processing.label_stats import write_csv
@@ -245,11 +265,20 @@ class AnnotationWiring(QtCore.QObject):
         key = self.image_key()
         if not self._dirty_since_autosave or key is None or not session.label_maps:
             return
-        try:
-            recovery.save_recovery(key, session.label_maps)
-            self._dirty_since_autosave = False
-        except OSError as exc:
-            self.win.statusBar().showMessage(f"Autosave failed: {exc}", 5000)
+        if self._autosaver.busy:
+            return  # the previous autosave is still being written; try again at the next tick
+        # edits made from now on mark the labels dirty again, so the next tick saves them too
+        self._dirty_since_autosave = False
+        self._autosaver.start(recovery.write_recovery, key, recovery.recovery_snapshot(session.label_maps))
+
+    def _autosave_failed(self, message: str) -> None:
+        self._dirty_since_autosave = True
+        self.win.statusBar().showMessage(f"Autosave failed: {message}", 5000)
+
+    def finish_background(self) -> None:
+        """Let a running autosave finish (closing the window)."""
+        self._autosaver.wait(10.0)
+        self._stats_worker.wait(10.0)
 
     def recovery_available(self) -> bool:
         key = self.image_key()

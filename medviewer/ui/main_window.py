@@ -232,6 +232,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.loader.shutdown()
         self.series_browser.shutdown()
         self.ai_panel.shutdown()  # cancels running models; their results are dropped
+        self.annotation.finish_background()
         super().closeEvent(ev)
 
     def open_train_classifier(self):
