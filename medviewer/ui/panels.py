@@ -8,7 +8,8 @@ from medviewer.ui.qt import Qt, QtCore, QtWidgets
 class LayerPanel(QtWidgets.QWidget):
     """The layers drawn in the views, top first, each with visibility and opacity.
 
-    Today: the image layer; label and heatmap layers are added through add_layer()."""
+    The image, the label maps and the heat maps (probability, explanation and anomaly maps; their
+    visibility and opacity are the heat map's own settings, shared with the AI panel)."""
 
     def __init__(self, session: Session, grid, parent=None):
         super().__init__(parent)
@@ -24,11 +25,13 @@ class LayerPanel(QtWidgets.QWidget):
         row.addWidget(self.opacity)
         layout.addLayout(row)
         self._layers: dict[str, list] = {}  # name -> image items in every view
+        self._heatmaps: dict[str, object] = {}  # name -> HeatMap
         self.list.itemChanged.connect(self._visibility_changed)
         self.opacity.valueChanged.connect(self._opacity_changed)
         self.list.currentItemChanged.connect(self._current_changed)
         session.volume_changed.connect(self._schedule_reset)
         session.label_layers_changed.connect(self._schedule_reset)
+        session.heatmaps_changed.connect(self._schedule_reset)
         self._reset_pending = False
 
     def _schedule_reset(self) -> None:
@@ -43,16 +46,23 @@ class LayerPanel(QtWidgets.QWidget):
         self.list.blockSignals(True)
         self.list.clear()
         self._layers.clear()
+        self._heatmaps.clear()
         self.list.blockSignals(False)
         self.add_layer(f"Image: {self.session.source_id}", [v.image_item for v in self.grid.views.values()])
         for labels in self.session.label_maps:
             items = [item for v in self.grid.views.values() for lm, item, _ in v._layer_items if lm is labels]
             self.add_layer(f"Labels: {labels.name}", items)
+        for heatmap in self.session.heatmaps:
+            name = f"Heat map: {heatmap.name}"
+            self._heatmaps[name] = heatmap
+            self.add_layer(name, [], checked=heatmap.visible)
 
-    def add_layer(self, name: str, items: list) -> None:
+    def add_layer(self, name: str, items: list, checked: bool | None = None) -> None:
         item = QtWidgets.QListWidgetItem(name)
         item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
-        item.setCheckState(Qt.Checked if all(i.isVisible() for i in items) else Qt.Unchecked)
+        if checked is None:
+            checked = all(i.isVisible() for i in items)
+        item.setCheckState(Qt.Checked if checked else Qt.Unchecked)
         self.list.blockSignals(True)
         self.list.insertItem(0, item)
         self.list.blockSignals(False)
@@ -60,11 +70,20 @@ class LayerPanel(QtWidgets.QWidget):
         self.list.setCurrentItem(item)
 
     def _visibility_changed(self, item) -> None:
+        heatmap = self._heatmaps.get(item.text())
+        if heatmap is not None:
+            heatmap.set(visible=item.checkState() == Qt.Checked)
+            return
         for gi in self._layers.get(item.text(), []):
             gi.setVisible(item.checkState() == Qt.Checked)
 
     def _current_changed(self, item, _previous) -> None:
-        if item is not None and self._layers.get(item.text()):
+        heatmap = self._heatmaps.get(item.text()) if item is not None else None
+        if heatmap is not None:
+            self.opacity.blockSignals(True)
+            self.opacity.setValue(round(heatmap.opacity * 100))
+            self.opacity.blockSignals(False)
+        elif item is not None and self._layers.get(item.text()):
             self.opacity.blockSignals(True)
             self.opacity.setValue(round(self._layers[item.text()][0].opacity() * 100))
             self.opacity.blockSignals(False)
@@ -72,6 +91,10 @@ class LayerPanel(QtWidgets.QWidget):
     def _opacity_changed(self, value: int) -> None:
         item = self.list.currentItem()
         if item is not None:
+            heatmap = self._heatmaps.get(item.text())
+            if heatmap is not None:
+                heatmap.set(opacity=value / 100.0)
+                return
             for gi in self._layers.get(item.text(), []):
                 gi.setOpacity(value / 100.0)
 

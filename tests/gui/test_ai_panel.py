@@ -219,3 +219,21 @@ def test_closing_the_window_during_a_run_is_safe(window, qtbot):
     w.close()
     assert job.wait(30)
     assert job.state == "cancelled"
+
+
+def test_heat_maps_are_listed_in_the_layers_panel(window, qtbot):
+    from medviewer.core.heatmap import HeatMap
+
+    w = window(XRAY)
+    heat = w.session.add_heatmap(HeatMap(np.linspace(0, 1, w.session.volume.data[..., 0].size, dtype=np.float32)
+                                         .reshape(w.session.volume.shape), "test map"))
+    panel = w.layer_panel
+    qtbot.waitUntil(lambda: any(panel.list.item(i).text() == "Heat map: test map" for i in range(panel.list.count())))
+    item = next(panel.list.item(i) for i in range(panel.list.count()) if panel.list.item(i).text() == "Heat map: test map")
+    panel.list.setCurrentItem(item)
+    panel.opacity.setValue(30)
+    assert heat.opacity == pytest.approx(0.3)
+    item.setCheckState(QtCore.Qt.Unchecked)
+    assert not heat.visible
+    view = w.grid.active_view()
+    assert not any(it.isVisible() for h, it, _ in view._heat_items if h is heat)
