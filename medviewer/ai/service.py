@@ -44,6 +44,8 @@ class Job:
         self.device = ""
         self.timings: dict[str, float] = {}
         self.submitted = time.perf_counter()
+        self.started_at: float | None = None  # perf_counter() when a worker took it
+        self.finished_at: float | None = None
         self._cancel = threading.Event()
         self._done = threading.Event()
         self._lock = threading.Lock()
@@ -86,7 +88,8 @@ class Job:
 
     def _finish(self, state: str) -> None:
         self.state = state
-        self.timings["total"] = time.perf_counter() - self.submitted
+        self.finished_at = time.perf_counter()
+        self.timings["total"] = self.finished_at - self.submitted
         with self._lock:
             self._done.set()
             callbacks, self._done_callbacks = self._done_callbacks, []
@@ -156,7 +159,8 @@ class _Worker(threading.Thread):
             job._finish("cancelled")
             return
         job.state = "running"
-        job.timings["queued"] = time.perf_counter() - job.submitted
+        job.started_at = time.perf_counter()
+        job.timings["queued"] = job.started_at - job.submitted
         job._progress(0.0, f"starting {job.task} with {job.model}")
         try:
             from medviewer.ai.device import choose_device

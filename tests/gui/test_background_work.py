@@ -19,10 +19,13 @@ def test_autosave_and_statistics_do_not_block_the_window(demo_window, qtbot):
     labels.set_region((slice(None),) * 3, (rng.random(labels.data.shape) < 0.3).astype(np.uint8), "noise")
     wiring = win.annotation
     t = time.perf_counter()
+    recovery.save_recovery("same work, on this thread", session.label_maps)
+    inline = time.perf_counter() - t
+    t = time.perf_counter()
     wiring.autosave()
     started = time.perf_counter() - t
     assert wiring._autosaver.busy
-    assert started < 0.05, started  # the compression runs on its thread
+    assert started < inline / 3, (started, inline)  # the compression runs on its thread
     # an edit made while the autosave is written makes the labels dirty again
     mask = np.ones((1, 4, 4), bool)
     labels.paint((slice(0, 1), slice(0, 4), slice(0, 4)), mask, 2, "brush")
@@ -36,8 +39,11 @@ def test_autosave_and_statistics_do_not_block_the_window(demo_window, qtbot):
     shown = []
     wiring.panel.show_statistics = lambda rows: shown.append(rows)
     t = time.perf_counter()
+    wiring.statistics()
+    inline = time.perf_counter() - t
+    t = time.perf_counter()
     wiring.refresh_statistics()
-    assert time.perf_counter() - t < 0.05
+    assert time.perf_counter() - t < inline / 3
     qtbot.waitUntil(lambda: bool(shown), timeout=30_000)
     rows = {r["label"]: r for r in shown[-1]}
     assert rows[1]["voxels"] == int((labels.data == 1).sum()) and rows[2]["voxels"] == 16
