@@ -300,8 +300,13 @@ class AIPanel(QtWidgets.QWidget):
 
     def _on_model_selected(self, row: int) -> None:
         entry = self.selected_entry()
-        reason = self.compatibility(entry) if entry is not None else "no model"
-        self.reason_label.setText(reason if entry is None or reason else "")
+        if entry is None:
+            none_fit = bool(self.entries) and self.session.volume is not None
+            self.reason_label.setText("No model fits this image (the greyed ones say why)." if none_fit else
+                                      "No model found: see `medviewer models`." if not self.entries else
+                                      "Open an image to run a model.")
+        else:
+            self.reason_label.setText(self.compatibility(entry))
         if entry is not None and entry.spec is not None:
             self.card.setHtml(_card(entry.spec))
         self._update_buttons()
