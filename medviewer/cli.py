@@ -5,7 +5,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 from medviewer import __version__
 from medviewer.core.errors import MedViewerError
@@ -203,23 +202,16 @@ def cmd_evaluate(args) -> int:
 
 def _write_json(path: str, data: dict) -> str:
     """Write data as indented JSON, atomically (temporary file, then rename)."""
-    from medviewer.io.writer import publish
+    from medviewer.io.writer import write_atomically
 
-    tmp = None
+    def dump(fh) -> None:
+        json.dump(data, fh, indent=1)
+        fh.write("\n")
+
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                                   dir=os.path.dirname(os.path.abspath(path)))
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-            fh.write("\n")
-        publish(tmp, path)
-        tmp = None
+        return write_atomically(path, dump, text=True)
     except OSError as exc:
         raise MedViewerError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def _file_stem(name: str) -> str:

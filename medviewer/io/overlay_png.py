@@ -8,7 +8,6 @@ volume the axial slice where the map is strongest is drawn (its number is in the
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -17,7 +16,7 @@ from medviewer.core.colormaps import colour_table, heat_rgba
 from medviewer.core.display import default_window
 from medviewer.core.errors import ImageWriteError, MedViewerError
 from medviewer.core.volume import Volume
-from medviewer.io.writer import publish
+from medviewer.io.writer import write_atomically
 
 BAR_WIDTH, MARGIN = 18, 10
 
@@ -78,12 +77,8 @@ def render_overlay(volume: Volume, heat: np.ndarray, colormap: str = "inferno", 
 def write_overlay_png(path: str | os.PathLike, volume: Volume, heat: np.ndarray, **options) -> str:
     path = os.fspath(path)
     image = render_overlay(volume, heat, **options)
-    folder = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)
-        os.close(fd)
-        image.save(tmp, format="PNG")
-        publish(tmp, path)
+        write_atomically(path, lambda fh: image.save(fh, format="PNG"), suffix=".png")
     except OSError as exc:
         raise ImageWriteError(f"{path}: cannot write: {exc.strerror or exc}") from exc
     return path

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 
 from PIL import Image, ImageDraw, ImageFont
 
 from medviewer.core.errors import ImageWriteError, MedViewerError
-from medviewer.io.writer import publish
+from medviewer.io.writer import write_atomically
 
 WIDTH, HEIGHT = 640, 600
 SCALE = 2  # drawn at SCALE x the size, then downsampled (anti-aliasing)
@@ -35,19 +34,10 @@ def write_roc_png(path: str | os.PathLike, curves: list[dict], title: str = "ROC
     checked = _check(curves)
     image = _render(checked, title)
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".png", dir=folder)
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format="PNG", optimize=True)
-        publish(tmp, path)
-        tmp = None
+        write_atomically(path, lambda fh: image.save(fh, format="PNG", optimize=True), suffix=".png")
     except OSError as exc:
         raise ImageWriteError(f"{path}: cannot write the ROC plot ({exc.strerror or exc})") from exc
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import IO, Callable
 
 import numpy as np
 import SimpleITK as sitk
@@ -33,6 +34,22 @@ def publish(tmp: str, final: str) -> None:
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, final)
+
+
+def write_atomically(path: str, write: Callable[[IO], None], *, suffix: str = ".tmp", text: bool = False) -> str:
+    """Write a file through a temporary one beside it, then publish it (rename); on failure the
+    temporary is removed and the OSError propagates. write(fh) fills the open temporary file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix, dir=folder)
+    try:
+        with (os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb")) as fh:
+            write(fh)
+        publish(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
 
 
 def write_volume(volume: Volume, path: str) -> str:
