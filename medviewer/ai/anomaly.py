@@ -23,15 +23,11 @@ import numpy as np
 
 from medviewer.ai.inference import IncompatibleInput, check_input
 from medviewer.ai.registry import ModelSpec
-from medviewer.core.errors import MedViewerError
+from medviewer.core.errors import Cancelled, MedViewerError
 from medviewer.core.volume import Volume
 
 SIZE, PATCH, STRIDE = 128, 16, 8
 FEATURES = ("mean", "std", "p10", "p50", "p90", "gradient", "laplacian", "row", "col")
-
-
-class Cancelled(MedViewerError):
-    pass
 
 
 def _picture(data: np.ndarray) -> np.ndarray:

@@ -22,17 +22,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from medviewer.core.errors import MedViewerError
+from medviewer.core.errors import Cancelled, MedViewerError
 
 MODEL_TYPES = ("svm", "random_forest", "logistic_regression", "naive_bayes", "knn", "decision_tree",
                "adaboost", "mlp")
 TITLES = {"svm": "SVM", "random_forest": "Random forest", "logistic_regression": "Logistic regression",
           "naive_bayes": "Gaussian naive Bayes", "knn": "k nearest neighbours", "decision_tree": "Decision tree",
           "adaboost": "AdaBoost", "mlp": "MLP"}
-
-
-class Cancelled(MedViewerError):
-    pass
 
 
 def _search_space(kind: str, seed: int, n_samples: int):

@@ -26,14 +26,10 @@ import numpy as np
 
 from medviewer.ai.inference import IncompatibleInput, _network, check_input
 from medviewer.ai.registry import ModelSpec
-from medviewer.core.errors import MedViewerError
+from medviewer.core.errors import Cancelled, MedViewerError
 from medviewer.core.volume import Volume
 
 METHODS = ("gradcam", "occlusion")
-
-
-class Cancelled(MedViewerError):
-    pass
 
 
 def _resize_2d(plane: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -25,12 +25,8 @@ import numpy as np
 from medviewer.ai.inference import IncompatibleInput, _network, check_input, run_with_fallback
 from medviewer.ai.model_grid import to_model_grid
 from medviewer.ai.registry import ModelSpec
-from medviewer.core.errors import MedViewerError
+from medviewer.core.errors import Cancelled, MedViewerError
 from medviewer.core.volume import Volume
-
-
-class Cancelled(MedViewerError):
-    pass
 
 
 OVERLAP = 0.25

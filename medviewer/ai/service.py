@@ -26,7 +26,7 @@ import traceback
 from typing import Any, Callable
 
 from medviewer.ai.registry import ModelSpec
-from medviewer.core.errors import MedViewerError
+from medviewer.core.errors import Cancelled, MedViewerError
 from medviewer.core.volume import Volume
 
 TASKS = ("classify", "segment", "gradcam", "occlusion", "anomaly")
@@ -108,7 +108,7 @@ def run_task(task: str, spec: ModelSpec, volume: Volume, device: str | None,
 
         progress(0.1, f"classifying with {spec.name}")
         if cancel():
-            raise _cancelled(task)
+            raise Cancelled(f"{task} cancelled")
         return classify(spec, volume, device, mask=options.get("mask"))
     if task == "segment":
         from medviewer.ai.segmentation_inference import segment
@@ -123,16 +123,6 @@ def run_task(task: str, spec: ModelSpec, volume: Volume, device: str | None,
 
         return anomaly_map(spec, volume, progress=progress, cancel=cancel)
     raise MedViewerError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
-
-
-def _cancelled(task: str) -> MedViewerError:
-    from medviewer.ai.segmentation_inference import Cancelled
-
-    return Cancelled(f"{task} cancelled")
-
-
-def _is_cancel(exc: BaseException) -> bool:
-    return type(exc).__name__ == "Cancelled"
 
 
 class _Worker(threading.Thread):
@@ -175,7 +165,7 @@ class _Worker(threading.Thread):
             result = run_task(job.task, job.spec, job.volume, device, job._progress, lambda: job.cancel_requested,
                               **job.options)
         except BaseException as exc:  # a job must never take the worker (or the app) down
-            if _is_cancel(exc) or job.cancel_requested:
+            if isinstance(exc, Cancelled) or job.cancel_requested:
                 job.message = "cancelled"
                 job._finish("cancelled")
             else:

@@ -15,3 +15,7 @@ class ImageReadError(MedViewerError):
 
 class ImageWriteError(MedViewerError):
     pass
+
+
+class Cancelled(MedViewerError):
+    """A long job (inference, explanation, training) stopped because the user asked."""

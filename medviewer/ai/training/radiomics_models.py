@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from medviewer.core.errors import MedViewerError
+from medviewer.core.errors import Cancelled, MedViewerError
 
 AGG_2D = ["2D, averaged", "2D, slice-merged", "2D"]
 AGG_3D = ["3D, averaged", "3D, merged", "3D"]
@@ -46,8 +46,6 @@ def roi_examples(pairs: list[tuple[str, str]], *, min_voxels: int = 5, bin_numbe
     rows, names, labels, rois = [], None, [], []
     for i, (image_path, label_path) in enumerate(pairs):
         if cancel is not None and cancel():
-            from medviewer.ai.classical import Cancelled
-
             raise Cancelled("feature extraction cancelled")
         _say(progress, 0.3 * i / max(len(pairs), 1), f"features of the ROIs in {os.path.basename(label_path)}")
         image = open_volume(image_path)
