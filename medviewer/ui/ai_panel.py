@@ -107,6 +107,7 @@ class AIPanel(QtWidgets.QWidget):
         self.runs = 0
         self.probabilities: dict[str, float] = {}
         self._prediction_text = ""
+        self._reasons: dict[str, str] = {}  # model name -> why it cannot run ('' = it can), per _fill_models
         self.class_bars: dict[str, QtWidgets.QProgressBar] = {}
         self.current_job = None
         self._build()
@@ -264,11 +265,13 @@ class AIPanel(QtWidgets.QWidget):
         keep = selected.name if selected is not None else None
         self.model_list.blockSignals(True)
         self.model_list.clear()
-        ranked = sorted(self.entries, key=lambda e: (bool(self.compatibility(e)), e.name))
+        # once per entry: for an ROI classifier the check scans the label map
+        self._reasons = {e.name: self.compatibility(e) for e in self.entries}
+        ranked = sorted(self.entries, key=lambda e: (bool(self._reasons[e.name]), e.name))
         self._ranked = ranked
         first_ok = None
         for row, entry in enumerate(ranked):
-            reason = self.compatibility(entry)
+            reason = self._reasons[entry.name]
             task = entry.spec.task if entry.spec is not None else "?"
             item = QtWidgets.QListWidgetItem(f"{entry.name}  ({task})")
             item.setData(Qt.UserRole, entry.name)
@@ -279,7 +282,7 @@ class AIPanel(QtWidgets.QWidget):
             elif first_ok is None:
                 first_ok = row
             self.model_list.addItem(item)
-        rows = [r for r, e in enumerate(ranked) if e.name == keep and not self.compatibility(e)]
+        rows = [r for r, e in enumerate(ranked) if e.name == keep and not self._reasons[e.name]]
         target = rows[0] if rows else first_ok
         self.model_list.blockSignals(False)
         if target is not None:
@@ -306,14 +309,14 @@ class AIPanel(QtWidgets.QWidget):
                                       "No model found: see `medviewer models`." if not self.entries else
                                       "Open an image to run a model.")
         else:
-            self.reason_label.setText(self.compatibility(entry))
+            self.reason_label.setText(self._reasons.get(entry.name, ""))
         if entry is not None and entry.spec is not None:
             self.card.setHtml(_card(entry.spec))
         self._update_buttons()
 
     def _update_buttons(self) -> None:
         entry = self.selected_entry()
-        ok = entry is not None and not self.compatibility(entry)
+        ok = entry is not None and not self._reasons.get(entry.name, "")
         torch_model = ok and entry.spec.manifest.get("framework", "torch") == "torch"
         self.run_button.setEnabled(ok)
         self.gradcam_button.setEnabled(bool(torch_model and entry.spec.task == "classification"))

@@ -10,16 +10,15 @@ chosen model in the user's model folder, where the AI panel and `medviewer infer
 from __future__ import annotations
 
 import os
-import queue
 import re
 import shutil
 import tempfile
 import threading
 
 from medviewer.ai.classical import MODEL_TYPES, TITLES
-from medviewer.core.errors import MedViewerError
 from medviewer.core.paths import data_dir
-from medviewer.ui.qt import Qt, QtCore, QtWidgets, Signal, pg
+from medviewer.ui.background import BackgroundCall
+from medviewer.ui.qt import Qt, QtWidgets, Signal, pg
 
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (23, 190, 207)]
@@ -36,14 +35,11 @@ class TrainClassifierDialog(QtWidgets.QDialog):
         self.resize(900, 640)
         self.pairs: list[tuple[str, str]] = []
         self.result = None
-        self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
         self._tmp = tempfile.mkdtemp(prefix="medviewer-roi-")
         self._build()
-        self._timer = QtCore.QTimer(self)
-        self._timer.setInterval(50)
-        self._timer.timeout.connect(self._drain)
+        self._trainer = BackgroundCall(self, "train-roi", self._trained, self._failed, poll_ms=50,
+                                       on_progress=self._progress)
 
     # --- layout ------------------------------------------------------------------------
     def _build(self) -> None:
@@ -164,7 +160,7 @@ class TrainClassifierDialog(QtWidgets.QDialog):
         return [k for k, box in self.type_checks.items() if box.isChecked()]
 
     def start(self) -> bool:
-        if self._thread is not None:
+        if self._trainer.busy:
             return False
         if not self.pairs:
             self.add_current()
@@ -175,23 +171,12 @@ class TrainClassifierDialog(QtWidgets.QDialog):
 
         out = os.path.join(self._tmp, "trained")
         shutil.rmtree(out, ignore_errors=True)
-        pairs, types, folds = list(self.pairs), self.chosen_types(), self.folds_spin.value()
         self._cancel.clear()
-
-        def work():
-            try:
-                result = train_roi_classifier(pairs, out, model_types=types, folds=folds, name="roi-classifier",
-                                              progress=lambda f, m: self._events.put(("progress", (f, m))),
-                                              cancel=self._cancel.is_set)
-                self._events.put(("done", result))
-            except MedViewerError as exc:
-                self._events.put(("failed", str(exc)))
-            except Exception as exc:  # never take the app down
-                self._events.put(("failed", f"{type(exc).__name__}: {exc}"))
-
-        self._thread = threading.Thread(target=work, name="medviewer-train-roi", daemon=True)
-        self._thread.start()
-        self._timer.start()
+        # the widgets are read here, on the GUI thread, never from the worker
+        pairs, types, folds = list(self.pairs), self.chosen_types(), self.folds_spin.value()
+        self._trainer.start(lambda: train_roi_classifier(
+            pairs, out, model_types=types, folds=folds, name="roi-classifier",
+            progress=lambda f, m: self._trainer.report((f, m)), cancel=self._cancel.is_set))
         self.train_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText("Extracting features…")
@@ -201,31 +186,26 @@ class TrainClassifierDialog(QtWidgets.QDialog):
         self._cancel.set()
         self.status.setText("Cancelling…")
 
-    def _drain(self) -> None:
-        while True:
-            try:
-                kind, payload = self._events.get_nowait()
-            except queue.Empty:
-                return
-            if kind == "progress":
-                fraction, message = payload
-                self.progress.setValue(int(1000 * fraction))
-                self.status.setText(message)
-                continue
-            self._timer.stop()
-            self._thread = None
-            self.train_button.setEnabled(True)
-            self.cancel_button.setEnabled(False)
-            if kind == "done":
-                self.result = payload
-                self._show(payload)
-                self.finished_training.emit(payload)
-            else:
-                cancelled = "cancelled" in payload
-                self.status.setText("Training cancelled." if cancelled else f"Training failed: {payload}")
-                self.progress.setValue(0)
-                self.finished_training.emit(None)
-            return
+    def _progress(self, payload) -> None:
+        fraction, message = payload
+        self.progress.setValue(int(1000 * fraction))
+        self.status.setText(message)
+
+    def _ended(self) -> None:
+        self.train_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def _trained(self, result: dict) -> None:
+        self._ended()
+        self.result = result
+        self._show(result)
+        self.finished_training.emit(result)
+
+    def _failed(self, message: str) -> None:
+        self._ended()
+        self.status.setText("Training cancelled." if "cancelled" in message else f"Training failed: {message}")
+        self.progress.setValue(0)
+        self.finished_training.emit(None)
 
     def _show(self, result: dict) -> None:
         results = result["results"]
