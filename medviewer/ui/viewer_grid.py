@@ -69,8 +69,13 @@ class ViewerGrid(QtWidgets.QWidget):
         self.layout_name = name
         if plane:
             self.single_plane = plane
+        # the cells stay children of the grid and are only hidden: reparenting the views to None
+        # (top-level for a moment) on every image switch made the next QListWidget.clear() in a
+        # panel crash in shiboken (issue 11; tests/gui/test_soak.py holds the regression test)
         for i in reversed(range(self._grid.count())):
-            self._grid.itemAt(i).widget().setParent(None)
+            widget = self._grid.itemAt(i).widget()
+            self._grid.removeWidget(widget)
+            widget.hide()
         if name == "single":
             cells = [(self.views[self.single_plane], 0, 0)]
             self._set_active(self.single_plane)
@@ -79,6 +84,7 @@ class ViewerGrid(QtWidgets.QWidget):
         else:
             cells = [(self.views["axial"], 0, 0), (self.views["coronal"], 0, 1),
                      (self.views["sagittal"], 1, 0), (self.info, 1, 1)]
+        self._cells = [widget for widget, _, _ in cells]
         for widget, row, col in cells:
             self._grid.addWidget(widget, row, col)
             widget.show()
@@ -89,7 +95,7 @@ class ViewerGrid(QtWidgets.QWidget):
         self.info.refresh()
 
     def visible_views(self) -> list[SliceView]:
-        return [v for v in self.views.values() if v.parent() is self]
+        return [v for v in self.views.values() if v in self._cells]
 
     def active_view(self) -> SliceView:
         return self.views[self.active_plane]

@@ -169,9 +169,10 @@ def test_angle_measurement(win, qtbot):
 
 def test_layouts_and_2d_image(win):
     win.set_layout("2x2")
-    assert len(win.grid.visible_views()) == 3 and win.grid.info.parent() is win.grid
+    assert len(win.grid.visible_views()) == 3 and win.grid.info.isVisibleTo(win.grid)
     win.set_layout("single", "coronal")
     assert [v.plane for v in win.grid.visible_views()] == ["coronal"]
+    assert [p for p, v in win.grid.views.items() if v.isVisibleTo(win.grid)] == ["coronal"]
     win.open_paths([str(XRAY)], wait=True)
     assert win.session.volume.is_2d and win.grid.layout_name == "single"
     assert not win.actions_.layout_actions["1x3"].isEnabled()
