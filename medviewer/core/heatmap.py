@@ -1,35 +1,37 @@
 """Heat map layers: a float map on the image grid (probability, explanation or anomaly map) drawn
-over the image through a colour map, with opacity and a threshold below which it is transparent."""
+over the image through a colour map, with opacity and a threshold below which it is transparent.
+Display settings go through set_display() (core.display_state); views redraw on display_changed."""
 from __future__ import annotations
 
 import numpy as np
 
 from medviewer.core.colormaps import NAMES, colour_table
-from medviewer.core.events import Event
+from medviewer.core.display_state import DisplayState
 
 
-class HeatMap:
+class HeatMap(DisplayState):
+    DISPLAY_FIELDS = ("visible", "opacity", "colormap", "threshold", "vmin", "vmax", "name")
+
     def __init__(self, data: np.ndarray, name: str, colormap: str = "inferno", opacity: float = 0.5,
-                 threshold: float = 0.2, vmin: float = 0.0, vmax: float = 1.0, kind: str = "map"):
+                 threshold: float = 0.2, vmin: float = 0.0, vmax: float = 1.0, kind: str = "map",
+                 method: str = ""):
+        """kind: "probability", "explanation", "anomaly" ...; method: what made it ("Grad-CAM",
+        "occlusion", "anomaly map", "probability"), so that a newer map of the same method replaces
+        the older one on screen (Session.add_heatmap)."""
+        super().__init__(visible=True, opacity=opacity)
         self.data = np.ascontiguousarray(data, dtype=np.float32)
         if self.data.ndim != 3:
             raise ValueError(f"a heat map is (z, y, x), got shape {self.data.shape}")
-        if colormap not in NAMES:
-            raise ValueError(f"unknown colour map {colormap!r}")
-        self.name, self.kind = name, kind
-        self.colormap, self.opacity, self.threshold = colormap, float(opacity), float(threshold)
-        self.vmin, self.vmax = float(vmin), float(vmax)
-        self.visible = True
-        self.changed = Event()  # () display settings changed
+        self.name, self.kind, self.method = name, kind, method
+        self.colormap = self._checked("colormap", colormap)
+        self.threshold, self.vmin, self.vmax = float(threshold), float(vmin), float(vmax)
 
-    def set(self, **settings) -> None:
-        for key, value in settings.items():
-            if key not in ("colormap", "opacity", "threshold", "visible", "vmin", "vmax", "name"):
-                raise AttributeError(key)
-            if key == "colormap" and value not in NAMES:
-                raise ValueError(f"unknown colour map {value!r}")
-            setattr(self, key, value)
-        self.changed.emit()
+    def _checked(self, key: str, value):
+        if key == "colormap" and value not in NAMES:
+            raise ValueError(f"unknown colour map {value!r}")
+        if key in ("threshold", "vmin", "vmax"):
+            return float(value)
+        return super()._checked(key, value)
 
     def indices(self, plane: np.ndarray) -> np.ndarray:
         """uint8 colour-table indices of map values (0 = lowest)."""

@@ -1,14 +1,20 @@
 """Label maps: an integer volume on the image grid plus a table of named, coloured labels.
 
-Every change goes through LabelMap.paint()/replace() so that locked labels are respected and
-each edit lands on the undo stack as the changed region only (ITK-SNAP/Slicer style).
+Every change goes through LabelMap.paint()/set_region()/replace() so that locked labels are
+respected, other labels are not painted over unless the caller asks (``overwrite=True``, Slicer's
+"modify other segments"), and each edit lands on the undo stack as the changed region only
+(ITK-SNAP/Slicer style). Edits between begin_edit_block() and end_edit_block() (or inside
+``with labels.edit_block("brush"):``) are one undo step, whatever the stack's length (napari's
+block_history). The map's own visibility and opacity are DisplayState settings.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from medviewer.core.display_state import DisplayState
 from medviewer.core.events import Event
 from medviewer.core.undo import UndoStack
 
@@ -87,11 +93,12 @@ class LabelTable:
         return table
 
 
-class LabelMap:
+class LabelMap(DisplayState):
     """uint8 labels with the image's (z, y, x) shape; edits are undoable and respect locks."""
 
     def __init__(self, shape: tuple[int, int, int], name: str = "Labels", table: LabelTable | None = None,
                  data: np.ndarray | None = None, max_undo: int = 200):
+        super().__init__(visible=True, opacity=1.0)
         self.data = np.zeros(shape, np.uint8) if data is None else np.ascontiguousarray(data, dtype=np.uint8)
         if self.data.shape != tuple(shape):
             raise ValueError(f"label data shape {self.data.shape} does not match the image {tuple(shape)}")
@@ -108,9 +115,11 @@ class LabelMap:
 
     # --- editing ----------------------------------------------------------------------
     def paint(self, region: Region, mask: np.ndarray, value: int, description: str = "paint",
-              only: int | None = None) -> int:
+              only: int | None = None, overwrite: bool = False) -> int:
         """Set voxels of `mask` (shaped like data[region]) to `value`; locked labels are kept.
-        `only`: change only voxels currently holding this value (e.g. erase just one label).
+        `only`: change only voxels currently holding this value (erase just one label, relabel).
+        Otherwise, painting a label (value > 0) leaves voxels of other labels alone unless
+        `overwrite`; erasing (value 0) clears every unlocked label under the mask.
         Returns the number of voxels changed."""
         region = normalise_region(region, self.data.shape)
         view = self.data[region]
@@ -122,6 +131,8 @@ class LabelMap:
             allowed = allowed & ~np.isin(view, locked)
         if only is not None:
             allowed = allowed & (view == only)
+        elif value and not overwrite:
+            allowed = allowed & (view == 0)
         allowed &= view != value
         count = int(np.count_nonzero(allowed))
         if count == 0:
@@ -136,14 +147,17 @@ class LabelMap:
         self.changed.emit(region)
         return count
 
-    def set_region(self, region: Region, values: np.ndarray, description: str) -> int:
-        """Replace a whole region (e.g. a model's mask); locked labels are kept."""
+    def set_region(self, region: Region, values: np.ndarray, description: str, overwrite: bool = False) -> int:
+        """Replace a whole region (a model's mask, a smoothed label); locked labels are kept, and a
+        voxel of one label does not become another label unless `overwrite` (clearing is allowed)."""
         region = normalise_region(region, self.data.shape)
         view = self.data[region]
         mask = np.ones(view.shape, bool)
         locked = self.table.locked_values()
         if locked:
             mask &= ~np.isin(view, locked)
+        if not overwrite:
+            mask &= (view == 0) | (values == 0)
         changed = mask & (view != values)
         if not changed.any():
             return 0
@@ -159,14 +173,34 @@ class LabelMap:
         full = (slice(None),) * 3
         return self.paint(full, self.data == old, new, f"replace {old} -> {new}", only=old)
 
-    def merge_edits(self, count: int, description: str) -> None:
-        """Make the last `count` edits one undo step (one brush stroke, one polygon ...)."""
-        self.undo_stack.merge_last(count, self.data, description)
+    # --- one undo step for many edits (a brush stroke) ----------------------------------------
+    def begin_edit_block(self, description: str) -> None:
+        """Edits from now until end_edit_block() are one undo step (a stroke spans mouse events);
+        a block still open (a stroke that never got its release) is closed first."""
+        self.undo_stack.end_group(self.data)
+        self.undo_stack.begin_group(description)
+
+    def end_edit_block(self) -> None:
+        self.undo_stack.end_group(self.data)
+
+    @contextmanager
+    def edit_block(self, description: str):
+        self.begin_edit_block(description)
+        try:
+            yield self
+        finally:
+            self.end_edit_block()
+
+    @property
+    def in_edit_block(self) -> bool:
+        return self.undo_stack.grouping
 
     def undo(self) -> Region | None:
+        self.undo_stack.end_group(self.data)  # Ctrl+Z in the middle of a stroke ends the stroke first
         return self._restored(self.undo_stack.undo(self.data))
 
     def redo(self) -> Region | None:
+        self.undo_stack.end_group(self.data)
         return self._restored(self.undo_stack.redo(self.data))
 
     def _restored(self, region: Region | None) -> Region | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from medviewer.core.display import Window, auto_window, default_window, preset
+from medviewer.core.display_state import ImageDisplay
 from medviewer.core.events import Event
 from medviewer.core.heatmap import HeatMap
 from medviewer.core.labels import LabelMap
@@ -33,6 +34,7 @@ class Session:
         self.active_label_changed = Event()  # () the active map or label value changed
         self.heatmaps: list[HeatMap] = []
         self.heatmaps_changed = Event()  # () heat map layers added or removed
+        self.image_display = ImageDisplay()  # the image layer's visibility and opacity
 
     # --- image --------------------------------------------------------------------
     def set_volume(self, volume: Volume, source_id: str = "",
@@ -46,6 +48,7 @@ class Session:
         self.label_maps = []
         self.active_labels = None
         self.heatmaps = []
+        self.image_display.set_display(visible=True, opacity=1.0)  # a new image is shown
         self.volume_changed.emit()
         self.label_layers_changed.emit()  # the previous image's label maps are gone
         self.heatmaps_changed.emit()
@@ -140,14 +143,18 @@ class Session:
         return self.active_labels if self.active_labels is not None else self.add_label_map()
 
     # --- heat maps -------------------------------------------------------------------------
-    def add_heatmap(self, heatmap: HeatMap, replace_name: bool = True) -> HeatMap:
-        """Show a heat map over the image (a map of the same name is replaced)."""
+    def add_heatmap(self, heatmap: HeatMap, replace: bool = True) -> HeatMap:
+        """Show a heat map over the image. A map of the same name or the same method (a newer
+        Grad-CAM replaces the previous Grad-CAM, an anomaly map the previous anomaly map) is taken
+        off the screen rather than piled under the new one; the AI panel's history can show it
+        again. replace=False keeps them all."""
         if self.volume is None:
             raise ValueError("open an image before adding a heat map")
         if heatmap.data.shape != self.volume.shape:
             raise ValueError(f"heat map shape {heatmap.data.shape} does not match the image {self.volume.shape}")
-        if replace_name:
-            self.heatmaps = [h for h in self.heatmaps if h.name != heatmap.name]
+        if replace:
+            self.heatmaps = [h for h in self.heatmaps if h.name != heatmap.name
+                             and not (heatmap.method and h.method == heatmap.method)]
         self.heatmaps.append(heatmap)
         self.heatmaps_changed.emit()
         return heatmap

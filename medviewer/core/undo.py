@@ -1,4 +1,7 @@
-"""Undo/redo that stores only the changed region of each edit (before and after copies)."""
+"""Undo/redo that stores only the changed region of each edit (before and after copies).
+
+begin_group()/end_group() make the edits pushed between them one step (a brush stroke): they are
+collected aside, so the step limit and memory trimming never split or miscount a group."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,12 +27,52 @@ class UndoStack:
         self.max_bytes = max_bytes
         self._done: list[Edit] = []
         self._undone: list[Edit] = []
+        self._group: list[Edit] | None = None  # edits of the open group, oldest first
+        self._group_description = ""
 
     def push(self, region, before: np.ndarray, after: np.ndarray, description: str) -> None:
-        self._done.append(Edit(tuple(region), before, after, description))
+        edit = Edit(tuple(region), before, after, description)
         self._undone.clear()
+        if self._group is not None:
+            self._group.append(edit)
+            return
+        self._append(edit)
+
+    def _append(self, edit: Edit) -> None:
+        self._done.append(edit)
         while len(self._done) > self.max_steps or (len(self._done) > 1 and self.nbytes > self.max_bytes):
             self._done.pop(0)
+
+    # --- groups ---------------------------------------------------------------------------------
+    @property
+    def grouping(self) -> bool:
+        return self._group is not None
+
+    def begin_group(self, description: str) -> None:
+        """Collect the next pushes into one step (an open group is closed first)."""
+        if self._group is not None:
+            raise RuntimeError("an undo group is already open")
+        self._group, self._group_description = [], description
+
+    def end_group(self, data: np.ndarray) -> None:
+        """Close the open group (no-op if none): its edits become one step on their union box.
+        `data` is the array the edits were made on, in its state after them."""
+        edits, self._group = self._group, None
+        if not edits:
+            return
+        if len(edits) == 1:
+            edit = edits[0]
+            self._append(Edit(edit.region, edit.before, edit.after, self._group_description))
+            return
+        lo = [min(e.region[a].start for e in edits) for a in range(3)]
+        hi = [max(e.region[a].stop for e in edits) for a in range(3)]
+        region = tuple(slice(a, b) for a, b in zip(lo, hi))
+        after = data[region].copy()
+        before = after.copy()
+        for e in reversed(edits):  # roll back, newest first, inside the union box
+            local = tuple(slice(r.start - u.start, r.stop - u.start) for r, u in zip(e.region, region))
+            before[local] = e.before
+        self._append(Edit(region, before, after, self._group_description))
 
     def undo(self, data: np.ndarray):
         if not self._done:
@@ -47,22 +90,6 @@ class UndoStack:
         self._done.append(edit)
         return edit.region
 
-    def merge_last(self, count: int, data: np.ndarray, description: str) -> None:
-        """Fold the last `count` edits into one (a brush stroke is one undo step)."""
-        if count < 2 or len(self._done) < count:
-            return
-        edits = self._done[-count:]
-        del self._done[-count:]
-        lo = [min(e.region[a].start for e in edits) for a in range(3)]
-        hi = [max(e.region[a].stop for e in edits) for a in range(3)]
-        region = tuple(slice(a, b) for a, b in zip(lo, hi))
-        after = data[region].copy()
-        before = after.copy()
-        for e in reversed(edits):  # roll back, newest first, inside the union box
-            local = tuple(slice(r.start - u.start, r.stop - u.start) for r, u in zip(e.region, region))
-            before[local] = e.before
-        self._done.append(Edit(region, before, after, description))
-
     def __len__(self) -> int:
         return len(self._done)
 
@@ -76,7 +103,7 @@ class UndoStack:
 
     @property
     def nbytes(self) -> int:
-        return sum(e.nbytes for e in self._done) + sum(e.nbytes for e in self._undone)
+        return sum(e.nbytes for e in self._done + self._undone + (self._group or []))
 
     def descriptions(self) -> list[str]:
         return [e.description for e in self._done]
@@ -84,3 +111,4 @@ class UndoStack:
     def clear(self) -> None:
         self._done.clear()
         self._undone.clear()
+        self._group = None

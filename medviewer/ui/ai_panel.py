@@ -26,6 +26,7 @@ from medviewer.ai.registry import discover_models
 from medviewer.core.colormaps import NAMES, colour_table
 from medviewer.core.heatmap import HeatMap
 from medviewer.core.labels import LabelMap, LabelTable
+from medviewer.ui import hand_over
 from medviewer.ui.ai_bridge import AIBridge
 from medviewer.ui.qt import Qt, QtCore, QtGui, QtWidgets, Signal
 
@@ -116,8 +117,9 @@ class AIPanel(QtWidgets.QWidget):
         session.volume_changed.connect(self._on_volume)
         session.heatmaps_changed.connect(self._refresh_heatmaps)
         # an ROI classifier becomes usable once an ROI is selected
-        session.active_label_changed.connect(self._fill_models)
-        session.label_layers_changed.connect(self._fill_models)
+        self._fill_pending = False
+        session.active_label_changed.connect(self._schedule_fill)
+        session.label_layers_changed.connect(self._schedule_fill)
         self.reload_models()
 
     # --- layout ------------------------------------------------------------------------
@@ -260,41 +262,58 @@ class AIPanel(QtWidgets.QWidget):
         mask = labels.data == value
         return mask if mask.any() else None
 
+    def _schedule_fill(self, *_args) -> None:
+        """Session events ask for a refresh; it runs once, after the signal being delivered."""
+        self._fill_pending = True
+        hand_over.soon(self._fill_if_pending, owner=self)
+
+    def _fill_if_pending(self) -> None:
+        if self._fill_pending:
+            self._fill_models()
+
     def _fill_models(self) -> None:
-        selected = self.selected_entry()
+        """Rows are updated in place (items are only added or removed when the model count changes)."""
+        self._fill_pending = False
+        selected = self._current_entry()
         keep = selected.name if selected is not None else None
         self.model_list.blockSignals(True)
-        self.model_list.clear()
         # once per entry: for an ROI classifier the check scans the label map
         self._reasons = {e.name: self.compatibility(e) for e in self.entries}
         ranked = sorted(self.entries, key=lambda e: (bool(self._reasons[e.name]), e.name))
         self._ranked = ranked
+        while self.model_list.count() > len(ranked):
+            self.model_list.takeItem(self.model_list.count() - 1)
+        while self.model_list.count() < len(ranked):
+            self.model_list.addItem(QtWidgets.QListWidgetItem())
         first_ok = None
         for row, entry in enumerate(ranked):
             reason = self._reasons[entry.name]
             task = entry.spec.task if entry.spec is not None else "?"
-            item = QtWidgets.QListWidgetItem(f"{entry.name}  ({task})")
+            item = self.model_list.item(row)
             item.setData(Qt.UserRole, entry.name)
-            if reason:
-                item.setFlags(item.flags() & ~Qt.ItemIsEnabled)
-                item.setToolTip(reason)
-                item.setText(f"{entry.name}  ({task}) — {reason}")
-            elif first_ok is None:
+            flags = item.flags() | Qt.ItemIsEnabled | Qt.ItemIsSelectable
+            item.setFlags(flags & ~Qt.ItemIsEnabled if reason else flags)
+            item.setToolTip(reason)
+            item.setText(f"{entry.name}  ({task}) — {reason}" if reason else f"{entry.name}  ({task})")
+            if not reason and first_ok is None:
                 first_ok = row
-            self.model_list.addItem(item)
         rows = [r for r, e in enumerate(ranked) if e.name == keep and not self._reasons[e.name]]
         target = rows[0] if rows else first_ok
+        self.model_list.setCurrentRow(-1 if target is None else target)
         self.model_list.blockSignals(False)
-        if target is not None:
-            self.model_list.setCurrentRow(target)
         self._on_model_selected(self.model_list.currentRow())
 
-    def selected_entry(self):
+    def _current_entry(self):
         row = self.model_list.currentRow()
         ranked = getattr(self, "_ranked", [])
         return ranked[row] if 0 <= row < len(ranked) else None
 
+    def selected_entry(self):
+        self._fill_if_pending()
+        return self._current_entry()
+
     def select_model(self, name: str) -> bool:
+        self._fill_if_pending()
         for row, entry in enumerate(getattr(self, "_ranked", [])):
             if entry.name == name and not self.compatibility(entry):
                 self.model_list.setCurrentRow(row)
@@ -302,7 +321,7 @@ class AIPanel(QtWidgets.QWidget):
         return False
 
     def _on_model_selected(self, row: int) -> None:
-        entry = self.selected_entry()
+        entry = self._current_entry()
         if entry is None:
             none_fit = bool(self.entries) and self.session.volume is not None
             self.reason_label.setText("No model fits this image (the greyed ones say why)." if none_fit else
@@ -315,7 +334,7 @@ class AIPanel(QtWidgets.QWidget):
         self._update_buttons()
 
     def _update_buttons(self) -> None:
-        entry = self.selected_entry()
+        entry = self._current_entry()
         ok = entry is not None and not self._reasons.get(entry.name, "")
         torch_model = ok and entry.spec.manifest.get("framework", "torch") == "torch"
         self.run_button.setEnabled(ok)
@@ -417,7 +436,8 @@ class AIPanel(QtWidgets.QWidget):
                 run.labels = self._mask_layer(spec, result["labels"].data, run.number)
             if not run.heatmaps:
                 run.heatmaps = [HeatMap(result["probabilities"].data, f"{spec.name} #{run.number} probability",
-                                        colormap="viridis", threshold=0.5, opacity=0.45, kind="probability")]
+                                        colormap="viridis", threshold=0.5, opacity=0.45, kind="probability",
+                                        method="probability")]
             counts = {lab.name: int(np.count_nonzero(run.labels.data == lab.value)) for lab in run.labels.table}
             self.result_label.setText(f"<b>{html.escape(spec.name)}</b>: new label layer "
                                       f"'{html.escape(run.labels.name)}' (" + ", ".join(
@@ -427,7 +447,8 @@ class AIPanel(QtWidgets.QWidget):
                 kind = "anomaly" if job.task == "anomaly" else "explanation"
                 name = f"{spec.name} #{run.number} {TASK_TITLES[job.task]}"
                 run.heatmaps = [HeatMap(result["map"].data, name, colormap="inferno",
-                                        threshold=0.9 if kind == "anomaly" else 0.2, opacity=0.5, kind=kind)]
+                                        threshold=0.9 if kind == "anomaly" else 0.2, opacity=0.5, kind=kind,
+                                        method=TASK_TITLES[job.task])]
             text = f"<b>{html.escape(spec.name)}</b>: {html.escape(run.summary)}"
             if "probability" in result:
                 text += f" (p = {result['probability']:.3f})"
@@ -476,14 +497,19 @@ class AIPanel(QtWidgets.QWidget):
 
     # --- history -------------------------------------------------------------------------------
     def _fill_history(self) -> None:
-        self.history_list.clear()
-        for run in self.history.get(self.session.source_id, []):
+        """Rows are updated in place, like the model list."""
+        runs = self.history.get(self.session.source_id, [])
+        while self.history_list.count() > len(runs):
+            self.history_list.takeItem(self.history_list.count() - 1)
+        for row, run in enumerate(runs):
+            item = self.history_list.item(row)
+            if item is None:
+                item = QtWidgets.QListWidgetItem()
+                self.history_list.addItem(item)
             job = run.job
-            item = QtWidgets.QListWidgetItem(
-                f"#{run.number} {job.model} — {TASK_TITLES[job.task]}: {run.summary} "
-                f"({job.timings.get('total', 0):.2f} s, {job.device})")
+            item.setText(f"#{run.number} {job.model} — {TASK_TITLES[job.task]}: {run.summary} "
+                         f"({job.timings.get('total', 0):.2f} s, {job.device})")
             item.setData(Qt.UserRole, run.number)
-            self.history_list.addItem(item)
 
     def _on_history_activated(self, item) -> None:
         number = item.data(Qt.UserRole)
@@ -537,7 +563,7 @@ class AIPanel(QtWidgets.QWidget):
         h = self.current_heatmap()
         if h is None or getattr(self, "_syncing", False):
             return
-        h.set(**settings)
+        h.set_display(**settings)
         self.colour_bar.set_map(h.colormap, h.threshold)
 
     def _remove_heat(self) -> None:
@@ -577,7 +603,7 @@ class AIPanel(QtWidgets.QWidget):
     def _on_volume(self) -> None:
         # runs on the previous image go on in the background; their results only reach its history
         self._clear_bars()
-        self._fill_models()
+        self._schedule_fill()
         self._fill_history()
 
     def shutdown(self) -> None:

@@ -1,9 +1,11 @@
 """Annotation tools driven by the slice views' mouse events (a tool is a function of the event).
 
 Brush, eraser and threshold-limited paint draw discs (or spheres) of a radius in mm along the
-drag path, one undo step per stroke; polygon (click vertices, double-click closes), lasso (drag),
-rectangle and ellipse (drag a box), flood fill on the slice and region growing (click a seed).
-Locked labels are never overwritten: LabelMap.paint() enforces it.
+drag path, one undo step per stroke (a LabelMap edit block from press to release); polygon (click
+vertices, double-click closes), lasso (drag), rectangle and ellipse (drag a box), flood fill on the
+slice and region growing (click a seed). Locked labels are never overwritten, and no tool paints
+over (or erases) a voxel of another label unless `overwrite` is on ("Paint over other labels",
+Slicer's "modify other segments"): LabelMap.paint() enforces both.
 """
 from __future__ import annotations
 
@@ -29,9 +31,9 @@ class AnnotationController(QtCore.QObject):
         self.brush_3d = False
         self.low, self.high = -100.0, 200.0  # threshold-limited paint and threshold region growing
         self.grow_mode = "confidence"  # or "threshold"
-        self.erase_active_only = False
+        self.overwrite = False  # paint over / erase other labels too
         self._points: list[np.ndarray] = []
-        self._stroke_start = 0
+        self._stroke: object | None = None  # the LabelMap whose edit block a stroke holds open
         self._view = None
 
     # --- state ------------------------------------------------------------------------
@@ -50,6 +52,12 @@ class AnnotationController(QtCore.QObject):
             self._view.show_preview(None)
         self._points.clear()
         self._view = None
+        self._end_stroke()
+
+    def _end_stroke(self) -> None:
+        if self._stroke is not None:
+            self._stroke.end_edit_block()
+            self._stroke = None
 
     # --- events -----------------------------------------------------------------------
     def handle(self, view, kind: str, ijk: np.ndarray) -> None:
@@ -112,7 +120,9 @@ class AnnotationController(QtCore.QObject):
     def _brush_event(self, labels, kind: str, ijk: np.ndarray, normal) -> None:
         volume = self.session.volume
         if kind in ("press", "click"):
-            self._stroke_start = len(labels.undo_stack)
+            self._end_stroke()
+            labels.begin_edit_block(self.tool)
+            self._stroke = labels
             self._points = [ijk]
             self._apply_brush(labels, label_tools.brush(labels.data.shape, volume.spacing, ijk, self.radius_mm, normal))
         elif kind in ("drag", "release") and self._points:
@@ -121,7 +131,7 @@ class AnnotationController(QtCore.QObject):
                                                           self.radius_mm, normal))
             self._points.append(ijk)
         if kind in ("release", "click"):
-            labels.merge_edits(len(labels.undo_stack) - self._stroke_start, self.tool)
+            self._end_stroke()
             self._points = []
 
     def _apply_brush(self, labels, result) -> None:
@@ -130,17 +140,17 @@ class AnnotationController(QtCore.QObject):
             return
         value = self.session.active_value
         if self.tool == "eraser":
-            labels.paint(region, mask, 0, "eraser", only=value if self.erase_active_only else None)
+            labels.paint(region, mask, 0, "eraser", only=None if self.overwrite else value)
             return
         if self.tool == "threshold":
             region, mask = label_tools.threshold_limit(self.session.volume.data, region, mask, self.low, self.high)
-        labels.paint(region, mask, value, self.tool)
+        labels.paint(region, mask, value, self.tool, overwrite=self.overwrite)
 
     def _fill(self, labels, result, description: str) -> None:
         region, mask = result
         self._cancel()
         if mask is not None and mask.any():
-            labels.paint(region, mask, self.session.active_value, description)
+            labels.paint(region, mask, self.session.active_value, description, overwrite=self.overwrite)
 
     def _grow(self, labels, seed: np.ndarray) -> None:
         volume = self.session.volume
@@ -164,7 +174,7 @@ class AnnotationController(QtCore.QObject):
         if mask.size == 0 or not mask.any():
             self.message.emit("region growing found nothing connected to the seed")
             return
-        n = labels.paint(region, mask, self.session.active_value, "region growing")
+        n = labels.paint(region, mask, self.session.active_value, "region growing", overwrite=self.overwrite)
         self.message.emit(f"region growing labelled {n} voxels")
 
 

@@ -86,6 +86,11 @@ class AnnotationPanel(QtWidgets.QWidget):
         self.grow_mode = QtWidgets.QComboBox()
         self.grow_mode.addItems(["confidence", "threshold"])
         form.addRow("Region growing", self.grow_mode)
+        self.overwrite = QtWidgets.QCheckBox("Paint over other labels")
+        self.overwrite.setToolTip("Off: tools only paint empty voxels and the eraser only clears the "
+                                  "active label, so other labels are never changed. Locked labels are "
+                                  "kept either way.")
+        form.addRow(self.overwrite)
         layout.addLayout(form)
 
         ops = QtWidgets.QGridLayout()
@@ -125,6 +130,7 @@ class AnnotationPanel(QtWidgets.QWidget):
         self.low.valueChanged.connect(lambda v: setattr(controller, "low", float(v)))
         self.high.valueChanged.connect(lambda v: setattr(controller, "high", float(v)))
         self.grow_mode.currentTextChanged.connect(lambda t: setattr(controller, "grow_mode", t))
+        self.overwrite.toggled.connect(lambda on: setattr(controller, "overwrite", bool(on)))
         controller.tool_changed.connect(self._tool_changed)
         session.label_layers_changed.connect(self.refresh)
         session.active_label_changed.connect(self.refresh)

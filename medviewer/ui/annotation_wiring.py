@@ -7,7 +7,7 @@ from medviewer.core.errors import MedViewerError
 from medviewer.io import recovery
 from medviewer.ui.annotation_controller import AnnotationController
 from medviewer.ui.annotation_panel import AnnotationPanel
-from medviewer.ui.background import BackgroundCall
+from medviewer.ui.hand_over import Task
 from medviewer.ui.qt import QtCore, QtGui, QtWidgets
 
 AUTOSAVE_MS = 3000
@@ -43,9 +43,8 @@ class AnnotationWiring(QtCore.QObject):
         self.stats_timer.setInterval(400)
         self.stats_timer.timeout.connect(self.refresh_statistics)
         # compression of the autosave and statistics of large label maps run off the GUI thread
-        self._autosaver = BackgroundCall(self, "autosave", lambda path: None, self._autosave_failed)
-        self._stats_worker = BackgroundCall(self, "statistics", self._show_statistics,
-                                            lambda message: None)  # the next edit recomputes
+        self._autosave_task: Task | None = None
+        self._stats_task: Task | None = None
 
     # --- menus and keys ------------------------------------------------------------------
     def build_menus(self) -> None:
@@ -129,7 +128,7 @@ class AnnotationWiring(QtCore.QObject):
             region, mask = label_tools.interpolate_between_slices(labels.data, value, normal,
                                                                   spacing=session.volume.spacing)
             if mask is not None and mask.any():
-                labels.paint(region, mask, value, "fill between slices")
+                labels.paint(region, mask, value, "fill between slices", overwrite=self.controller.overwrite)
         elif op in ("smooth", "fill_holes", "largest"):
             fn = {"smooth": lambda: label_cleanup.smooth(labels.data, value, session.volume.spacing),
                   "fill_holes": lambda: label_cleanup.fill_holes(labels.data, value),
@@ -137,7 +136,7 @@ class AnnotationWiring(QtCore.QObject):
             result = fn()
             if result is not None:
                 region, values = result
-                labels.set_region(region, values, op.replace("_", " "))
+                labels.set_region(region, values, op.replace("_", " "), overwrite=self.controller.overwrite)
         elif op == "replace":
             new, ok = QtWidgets.QInputDialog.getInt(self.win, "Replace label", f"Replace label {value} with:",
                                                     0, 0, 255)
@@ -158,7 +157,7 @@ class AnnotationWiring(QtCore.QObject):
     def refresh_statistics(self) -> None:
         if not (self.panel.isVisible() or os.environ.get("MEDVIEWER_NO_DIALOGS")):
             return
-        if self._stats_worker.busy:
+        if self._running(self._stats_task):
             self.stats_timer.start()  # after the running computation
             return
         session = self.win.session
@@ -168,7 +167,9 @@ class AnnotationWiring(QtCore.QObject):
         from medviewer.processing.label_stats import label_statistics
 
         self._stats_for = session.active_labels
-        self._stats_worker.start(label_statistics, session.volume, session.active_labels)
+        # a failure is not worth a message: the next edit recomputes
+        self._stats_task = Task("statistics", on_done=self._show_statistics, on_error=lambda exc: None, owner=self)
+        self._stats_task.start(label_statistics, session.volume, session.active_labels)
 
     def _show_statistics(self, rows: list[dict]) -> None:
         if getattr(self, "_stats_for", None) is self.win.session.active_labels:
@@ -265,20 +266,32 @@ class AnnotationWiring(QtCore.QObject):
         key = self.image_key()
         if not self._dirty_since_autosave or key is None or not session.label_maps:
             return
-        if self._autosaver.busy:
+        if self.autosave_running():
             return  # the previous autosave is still being written; try again at the next tick
         # edits made from now on mark the labels dirty again, so the next tick saves them too
         self._dirty_since_autosave = False
-        self._autosaver.start(recovery.write_recovery, key, recovery.recovery_snapshot(session.label_maps))
+        self._autosave_task = Task("autosave", on_error=self._autosave_failed, owner=self)
+        self._autosave_task.start(recovery.write_recovery, key, recovery.recovery_snapshot(session.label_maps))
 
-    def _autosave_failed(self, message: str) -> None:
+    def autosave_running(self) -> bool:
+        return self._running(self._autosave_task)
+
+    @staticmethod
+    def _running(task: Task | None) -> bool:
+        return task is not None and task.running
+
+    def _autosave_failed(self, exc: BaseException) -> None:
+        from medviewer.ui.errors import user_message
+
         self._dirty_since_autosave = True
-        self.win.statusBar().showMessage(f"Autosave failed: {message}", 5000)
+        reason, _log = user_message(exc, "autosaving the labels")
+        self.win.statusBar().showMessage(f"Autosave failed: {reason}", 5000)
 
     def finish_background(self) -> None:
         """Let a running autosave finish (closing the window)."""
-        self._autosaver.wait(10.0)
-        self._stats_worker.wait(10.0)
+        for task in (self._autosave_task, self._stats_task):
+            if task is not None:
+                task.wait(10.0)
 
     def recovery_available(self) -> bool:
         key = self.image_key()

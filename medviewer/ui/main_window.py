@@ -7,6 +7,7 @@ import numpy as np
 
 from medviewer.core.session import Session
 from medviewer.io.session_store import load_measurements, save_measurements
+from medviewer.ui import hand_over
 from medviewer.ui.actions import build_actions
 from medviewer.ui.ai_panel import AIPanel
 from medviewer.ui.annotation_wiring import AnnotationWiring
@@ -131,6 +132,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._wait = wait
         self.statusBar().showMessage("Reading " + ", ".join(os.path.basename(p) or p for p in paths) + " …")
         self.loader.open_paths(paths, wait=wait)
+        if wait:
+            hand_over.flush()  # the panels' deferred refreshes, so the caller sees the new image everywhere
 
     def _on_discovered(self, sources: list, problems: list[str]) -> None:
         for p in problems:

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 from medviewer.core.session import Session
-from medviewer.ui.qt import Qt, QtCore, QtWidgets
+from medviewer.ui import hand_over
+from medviewer.ui.qt import Qt, QtWidgets
 
 
 class LayerPanel(QtWidgets.QWidget):
     """The layers drawn in the views, top first, each with visibility and opacity.
 
-    The image, the label maps and the heat maps (probability, explanation and anomaly maps; their
-    visibility and opacity are the heat map's own settings, shared with the AI panel)."""
+    The image, the label maps and the heat maps (probability, explanation and anomaly maps). The
+    check boxes and the slider only mirror each layer's own DisplayState (core.display_state):
+    they set it, and follow it when the AI panel or a script changes it, so a rebuilt list (a
+    layer added) shows what the views show."""
 
     def __init__(self, session: Session, grid, parent=None):
         super().__init__(parent)
@@ -24,79 +27,75 @@ class LayerPanel(QtWidgets.QWidget):
         row.addWidget(QtWidgets.QLabel("Opacity"))
         row.addWidget(self.opacity)
         layout.addLayout(row)
-        self._layers: dict[str, list] = {}  # name -> image items in every view
-        self._heatmaps: dict[str, object] = {}  # name -> HeatMap
+        self._layers: list = []  # the DisplayState of each row, top row first
         self.list.itemChanged.connect(self._visibility_changed)
         self.opacity.valueChanged.connect(self._opacity_changed)
-        self.list.currentItemChanged.connect(self._current_changed)
-        session.volume_changed.connect(self._schedule_reset)
-        session.label_layers_changed.connect(self._schedule_reset)
-        session.heatmaps_changed.connect(self._schedule_reset)
-        self._reset_pending = False
+        self.list.currentRowChanged.connect(self._current_changed)
+        for event in (session.volume_changed, session.label_layers_changed, session.heatmaps_changed):
+            event.connect(self._schedule_reset)
 
     def _schedule_reset(self) -> None:
-        """Rebuild after the current event (a first brush stroke adds a layer mid mouse event;
-        deleting list items under a pending event is what crashed PySide6 now and then)."""
-        if not self._reset_pending:
-            self._reset_pending = True
-            QtCore.QTimer.singleShot(0, self._reset)
+        """Rebuild after the current event (a first brush stroke adds a layer mid mouse event)."""
+        hand_over.soon(self._reset, owner=self)
+
+    def layers(self) -> list:
+        """(name, DisplayState) per row, top first."""
+        return [(self.list.item(row).text(), layer) for row, layer in enumerate(self._layers)]
 
     def _reset(self) -> None:
-        self._reset_pending = False
+        for layer in self._layers:
+            layer.display_changed.disconnect(self._mirror)
+        session = self.session
+        # drawing order, top first: label maps over heat maps over the image
+        rows = [(f"Labels: {m.name}", m) for m in reversed(session.label_maps)]
+        rows += [(f"Heat map: {h.name}", h) for h in reversed(session.heatmaps)]
+        if session.volume is not None:
+            rows.append((f"Image: {session.source_id}", session.image_display))
+        self._layers = [layer for _, layer in rows]
+        for layer in self._layers:
+            layer.display_changed.connect(self._mirror)
         self.list.blockSignals(True)
-        self.list.clear()
-        self._layers.clear()
-        self._heatmaps.clear()
+        while self.list.count() > len(rows):
+            self.list.takeItem(self.list.count() - 1)
+        for row, (name, layer) in enumerate(rows):
+            item = self.list.item(row)
+            if item is None:
+                item = QtWidgets.QListWidgetItem()
+                item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+                self.list.addItem(item)
+            item.setText(name)
         self.list.blockSignals(False)
-        self.add_layer(f"Image: {self.session.source_id}", [v.image_item for v in self.grid.views.values()])
-        for labels in self.session.label_maps:
-            items = [item for v in self.grid.views.values() for lm, item, _ in v._layer_items if lm is labels]
-            self.add_layer(f"Labels: {labels.name}", items)
-        for heatmap in self.session.heatmaps:
-            name = f"Heat map: {heatmap.name}"
-            self._heatmaps[name] = heatmap
-            self.add_layer(name, [], checked=heatmap.visible)
+        self._mirror()
+        if rows:
+            self.list.setCurrentRow(0)
 
-    def add_layer(self, name: str, items: list, checked: bool | None = None) -> None:
-        item = QtWidgets.QListWidgetItem(name)
-        item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
-        if checked is None:
-            checked = all(i.isVisible() for i in items)
-        item.setCheckState(Qt.Checked if checked else Qt.Unchecked)
+    def _mirror(self) -> None:
+        """Check boxes and slider follow the layers' state."""
         self.list.blockSignals(True)
-        self.list.insertItem(0, item)
+        for row, layer in enumerate(self._layers):
+            self.list.item(row).setCheckState(Qt.Checked if layer.visible else Qt.Unchecked)
         self.list.blockSignals(False)
-        self._layers[name] = items
-        self.list.setCurrentItem(item)
+        self._current_changed(self.list.currentRow())
+
+    def _layer_at(self, row: int):
+        return self._layers[row] if 0 <= row < len(self._layers) else None
 
     def _visibility_changed(self, item) -> None:
-        heatmap = self._heatmaps.get(item.text())
-        if heatmap is not None:
-            heatmap.set(visible=item.checkState() == Qt.Checked)
-            return
-        for gi in self._layers.get(item.text(), []):
-            gi.setVisible(item.checkState() == Qt.Checked)
+        layer = self._layer_at(self.list.row(item))
+        if layer is not None:
+            layer.set_display(visible=item.checkState() == Qt.Checked)
 
-    def _current_changed(self, item, _previous) -> None:
-        heatmap = self._heatmaps.get(item.text()) if item is not None else None
-        if heatmap is not None:
+    def _current_changed(self, row: int) -> None:
+        layer = self._layer_at(row)
+        if layer is not None:
             self.opacity.blockSignals(True)
-            self.opacity.setValue(round(heatmap.opacity * 100))
-            self.opacity.blockSignals(False)
-        elif item is not None and self._layers.get(item.text()):
-            self.opacity.blockSignals(True)
-            self.opacity.setValue(round(self._layers[item.text()][0].opacity() * 100))
+            self.opacity.setValue(round(layer.opacity * 100))
             self.opacity.blockSignals(False)
 
     def _opacity_changed(self, value: int) -> None:
-        item = self.list.currentItem()
-        if item is not None:
-            heatmap = self._heatmaps.get(item.text())
-            if heatmap is not None:
-                heatmap.set(opacity=value / 100.0)
-                return
-            for gi in self._layers.get(item.text(), []):
-                gi.setOpacity(value / 100.0)
+        layer = self._layer_at(self.list.currentRow())
+        if layer is not None:
+            layer.set_display(opacity=value / 100.0)
 
 
 class MeasurementPanel(QtWidgets.QWidget):

@@ -1,8 +1,9 @@
 """Study/series list: one row per ImageSource with a thumbnail of its middle slice.
 
 Thumbnails come from volumes the caller has already loaded; the others are computed in
-worker threads (``source.preview()``, the middle slice of a DICOM series) and handed to the GUI thread through a queued signal,
-so Qt objects are only ever touched on the GUI thread.
+worker threads (``source.preview()``, the middle slice of a DICOM series) and handed to the GUI
+thread by medviewer.ui.hand_over, so Qt objects are only ever touched on the GUI thread. The list
+is rebuilt only from set_sources(), never from inside one of its own signals.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import concurrent.futures
 import numpy as np
 
 from medviewer.core.display import default_window
+from medviewer.ui import hand_over
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
@@ -80,15 +82,19 @@ class _Pool:
         self.workers = workers
         self.executor: concurrent.futures.ThreadPoolExecutor | None = None
 
-    def submit(self, fn, *args) -> concurrent.futures.Future:
+    def get(self) -> concurrent.futures.ThreadPoolExecutor:
         if self.executor is None:
             self.executor = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="thumbnail")
-        return self.executor.submit(fn, *args)
+        return self.executor
 
     def shutdown(self) -> None:
         if self.executor is not None:
             self.executor.shutdown(wait=False, cancel_futures=True)
             self.executor = None
+
+
+def _thumbnail_of(source, size: int) -> np.ndarray:  # worker thread: no Qt objects
+    return thumbnail_array(source.preview(), size)
 
 
 # --- Qt -------------------------------------------------------------------------------
@@ -131,7 +137,6 @@ class SeriesBrowser(QWidget):
 
     series_activated = Signal(object)  # the ImageSource
     thumbnail_ready = Signal(str)  # source id, once its thumbnail (or its error icon) is shown
-    _computed = Signal(int, str, object, str)  # generation, source id, array or None, error
 
     def __init__(self, parent: QWidget | None = None, thumbnail_size: int = THUMB_SIZE, workers: int = 2):
         super().__init__(parent)
@@ -145,12 +150,10 @@ class SeriesBrowser(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.list)
         self.list.itemActivated.connect(self._activate)
-        self._computed.connect(self._show_computed, Qt.ConnectionType.QueuedConnection)
         self._pool = _Pool(workers)
         pool = self._pool  # the lambda must not keep the widget alive
         self.destroyed.connect(lambda *_: pool.shutdown())
-        self._generation = 0
-        self._futures: list[concurrent.futures.Future] = []
+        self._tasks: list[hand_over.Task] = []
         self._sources: dict[str, object] = {}
         self._thumbnails: dict[str, np.ndarray] = {}
         self._pending: set[str] = set()
@@ -159,10 +162,7 @@ class SeriesBrowser(QWidget):
     # --- public API ------------------------------------------------------------------
     def set_sources(self, sources: list, volumes: dict | None = None) -> None:
         """List the sources; thumbnails from ``volumes`` (id -> Volume) or loaded in the background."""
-        self._generation += 1
-        for future in self._futures:
-            future.cancel()
-        self._futures, self._pending = [], set()
+        self._drop_tasks()
         self._sources, self._thumbnails = {}, {}
         self.list.clear()
         volumes = volumes or {}
@@ -179,7 +179,10 @@ class SeriesBrowser(QWidget):
                     self._show_thumbnail(item, None, _one_line(exc))
             else:
                 self._pending.add(source.id)
-                self._futures.append(self._pool.submit(self._compute, self._generation, source, self._size))
+                task = hand_over.Task("thumbnail", owner=self,
+                                      on_done=lambda array, sid=source.id: self._show_computed(sid, array, ""),
+                                      on_error=lambda exc, sid=source.id: self._show_computed(sid, None, _one_line(exc)))
+                self._tasks.append(task.start(_thumbnail_of, source, self._size, executor=self._pool.get()))
         if self._highlighted is not None:
             self.highlight(self._highlighted)
 
@@ -216,10 +219,7 @@ class SeriesBrowser(QWidget):
 
     def shutdown(self) -> None:
         """Stop background work; thumbnails not yet computed keep their placeholder."""
-        self._generation += 1
-        for future in self._futures:
-            future.cancel()
-        self._futures, self._pending = [], set()
+        self._drop_tasks()
         self._pool.shutdown()
 
     # --- internals -------------------------------------------------------------------
@@ -238,19 +238,12 @@ class SeriesBrowser(QWidget):
                  f"{size_text(source.size)} voxels, {spacing} mm", f"{len(source.files)} file(s)"]
         return "\n".join(lines + [f"⚠ {w}" for w in source.warnings])
 
-    def _compute(self, generation: int, source, size: int) -> None:  # worker thread: no Qt objects
-        try:
-            array, error = thumbnail_array(source.preview(), size), ""
-        except Exception as exc:
-            array, error = None, _one_line(exc)
-        try:
-            self._computed.emit(generation, source.id, array, error)
-        except RuntimeError:  # the widget has been deleted meanwhile
-            pass
+    def _drop_tasks(self) -> None:
+        for task in self._tasks:
+            task.discard()  # their thumbnails are for a list that is gone
+        self._tasks, self._pending = [], set()
 
-    def _show_computed(self, generation: int, source_id: str, array, error: str) -> None:
-        if generation != self._generation:
-            return
+    def _show_computed(self, source_id: str, array, error: str) -> None:
         self._pending.discard(source_id)
         for item in self._items():
             if item.data(ID_ROLE) == source_id:

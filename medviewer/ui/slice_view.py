@@ -146,6 +146,8 @@ class SliceView(QtWidgets.QWidget):
         session.cursor_changed.connect(self._on_cursor)
         session.window_changed.connect(self._on_window)
         session.measurements_changed.connect(self._draw_measurements)
+        session.image_display.display_changed.connect(self._on_image_display)
+        self._on_image_display()
         if session.volume is not None:
             self._on_volume()
             self._on_cursor(session.cursor)
@@ -240,6 +242,11 @@ class SliceView(QtWidgets.QWidget):
             self.image_item.setLevels((window.low, window.high))
         self.overlay.set_window(window, self.session.volume.modality if self.session.volume else "")
 
+    def _on_image_display(self) -> None:
+        shown = self.session.image_display
+        self.image_item.setVisible(shown.visible)
+        self.image_item.setOpacity(shown.opacity)
+
     # --- label overlay (annotation layers plug in here) ----------------------------------
     def set_label_volume(self, labels: np.ndarray | None, lut: np.ndarray | None = None) -> None:
         """Show an integer label map (same grid as the image) through an RGBA colour table."""
@@ -263,9 +270,10 @@ class SliceView(QtWidgets.QWidget):
 
     # --- label map layers ------------------------------------------------------------------
     def _rebuild_label_layers(self) -> None:
-        for labels, item, (on_change, on_table) in self._layer_items:
-            labels.changed.disconnect(on_change)
-            labels.table_changed.disconnect(on_table)
+        """One ImageItem per label map; its visibility and opacity mirror the map's DisplayState."""
+        for labels, item, callbacks in self._layer_items:
+            for event, callback in zip((labels.changed, labels.table_changed, labels.display_changed), callbacks):
+                event.disconnect(callback)
             self.viewbox.removeItem(item)
         self._layer_items = []
         for z, labels in enumerate(self.session.label_maps):
@@ -280,16 +288,22 @@ class SliceView(QtWidgets.QWidget):
             def on_table(labels=labels, item=item):
                 item.setLookupTable(labels.table.lut())
 
+            def on_display(labels=labels, item=item):
+                item.setVisible(labels.visible)
+                item.setOpacity(labels.opacity)
+
             labels.changed.connect(on_change)
             labels.table_changed.connect(on_table)
-            self._layer_items.append((labels, item, (on_change, on_table)))
+            labels.display_changed.connect(on_display)
+            on_display()
+            self._layer_items.append((labels, item, (on_change, on_table, on_display)))
             if self.geometry_ is not None and self._slice_index >= 0:
                 self._render_layer(labels, item)
 
     # --- heat map layers (probability, explanation, anomaly maps) ---------------------------
     def _rebuild_heatmaps(self) -> None:
         for heatmap, item, on_change in self._heat_items:
-            heatmap.changed.disconnect(on_change)
+            heatmap.display_changed.disconnect(on_change)
             self.viewbox.removeItem(item)
         self._heat_items = []
         for z, heatmap in enumerate(self.session.heatmaps):
@@ -303,7 +317,7 @@ class SliceView(QtWidgets.QWidget):
                 if self.geometry_ is not None and self._slice_index >= 0:
                     self._render_heatmap(heatmap, item)
 
-            heatmap.changed.connect(on_change)
+            heatmap.display_changed.connect(on_change)
             self._heat_items.append((heatmap, item, on_change))
             if self.geometry_ is not None and self._slice_index >= 0:
                 self._render_heatmap(heatmap, item)

@@ -13,11 +13,11 @@ import os
 import re
 import shutil
 import tempfile
-import threading
 
 from medviewer.ai.classical import MODEL_TYPES, TITLES
+from medviewer.core.errors import Cancelled
 from medviewer.core.paths import data_dir
-from medviewer.ui.background import BackgroundCall
+from medviewer.ui.hand_over import Task
 from medviewer.ui.qt import Qt, QtWidgets, Signal, pg
 
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75),
@@ -35,11 +35,9 @@ class TrainClassifierDialog(QtWidgets.QDialog):
         self.resize(900, 640)
         self.pairs: list[tuple[str, str]] = []
         self.result = None
-        self._cancel = threading.Event()
         self._tmp = tempfile.mkdtemp(prefix="medviewer-roi-")
         self._build()
-        self._trainer = BackgroundCall(self, "train-roi", self._trained, self._failed, poll_ms=50,
-                                       on_progress=self._progress)
+        self._trainer: Task | None = None
 
     # --- layout ------------------------------------------------------------------------
     def _build(self) -> None:
@@ -159,8 +157,12 @@ class TrainClassifierDialog(QtWidgets.QDialog):
     def chosen_types(self) -> list[str]:
         return [k for k, box in self.type_checks.items() if box.isChecked()]
 
+    @property
+    def training(self) -> bool:
+        return self._trainer is not None and self._trainer.running
+
     def start(self) -> bool:
-        if self._trainer.busy:
+        if self.training:
             return False
         if not self.pairs:
             self.add_current()
@@ -171,20 +173,21 @@ class TrainClassifierDialog(QtWidgets.QDialog):
 
         out = os.path.join(self._tmp, "trained")
         shutil.rmtree(out, ignore_errors=True)
-        self._cancel.clear()
         # the widgets are read here, on the GUI thread, never from the worker
         pairs, types, folds = list(self.pairs), self.chosen_types(), self.folds_spin.value()
-        self._trainer.start(lambda: train_roi_classifier(
-            pairs, out, model_types=types, folds=folds, name="roi-classifier",
-            progress=lambda f, m: self._trainer.report((f, m)), cancel=self._cancel.is_set))
+        task = self._trainer = Task("train-roi", on_done=self._trained, on_error=self._failed,
+                                    on_progress=self._progress, owner=self)
+        task.start(train_roi_classifier, pairs, out, model_types=types, folds=folds, name="roi-classifier",
+                   progress=task.report, cancel=task.is_cancelled)
         self.train_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText("Extracting features…")
         return True
 
     def cancel(self) -> None:
-        self._cancel.set()
-        self.status.setText("Cancelling…")
+        if self.training:
+            self._trainer.cancel()
+            self.status.setText("Cancelling…")
 
     def _progress(self, payload) -> None:
         fraction, message = payload
@@ -201,9 +204,15 @@ class TrainClassifierDialog(QtWidgets.QDialog):
         self._show(result)
         self.finished_training.emit(result)
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, exc: BaseException) -> None:
         self._ended()
-        self.status.setText("Training cancelled." if "cancelled" in message else f"Training failed: {message}")
+        if isinstance(exc, Cancelled):
+            self.status.setText("Training cancelled.")
+        else:
+            from medviewer.ui.errors import user_message
+
+            reason, log = user_message(exc, "training a classifier")
+            self.status.setText(f"Training failed: {reason}" + (f" (details: {log})" if log else ""))
         self.progress.setValue(0)
         self.finished_training.emit(None)
 
@@ -259,5 +268,5 @@ class TrainClassifierDialog(QtWidgets.QDialog):
         return folder
 
     def done(self, code: int) -> None:  # closing the dialog cancels a running training
-        self._cancel.set()
+        self.cancel()
         super().done(code)

@@ -170,11 +170,13 @@ def test_cancel_mid_run_leaves_no_overlay_and_two_runs_queue(window, qtbot):
     second = panel.run()            # queued behind it, not racing
     qtbot.waitUntil(lambda: first.state == "running" and first.fraction > 0.1, timeout=60_000)
     assert second.state == "queued"
+    said = []  # what the panel says when the run ends (the queued run's progress follows at once)
+    panel.run_finished.connect(lambda job: said.append((job, panel.stage_label.text())))
     with qtbot.waitSignal(panel.run_finished, timeout=30_000):
         first.cancel()
     assert first.state == "cancelled" and first.result is None
     assert w.session.heatmaps == heatmaps and w.session.label_maps == layers
-    assert "cancelled" in panel.stage_label.text()
+    assert said[0][0] is first and "cancelled" in said[0][1]
     qtbot.waitUntil(lambda: second.done(), timeout=60_000)
     assert second.state == "done"
 

@@ -88,9 +88,18 @@ def test_eraser_locked_labels_and_number_keys(win, qtbot):
     data = win.session.active_labels.data[z]
     assert data[250, 200] == 1 and data[250, 207] == 2
     win.session.active_labels.table.get(1).locked = False
+    _click(qtbot, view, (197, 250, z))  # unlocked, label 1 is still not painted over by default
+    assert data[250, 200] == 1 and data[250, 193] == 2
     ctl.set_tool("eraser")
+    _click(qtbot, view, (203, 250, z))  # the eraser clears the active label (2) only
+    assert data[250, 200] == 1 and data[250, 207] == 0
+    win.annotation.panel.overwrite.setChecked(True)  # "Paint over other labels"
     _click(qtbot, view, (200, 250, z))
     assert data[250, 200] == 0
+    ctl.set_tool("brush")
+    win.session.set_active(value=1)
+    _click(qtbot, view, (193, 250, z))
+    assert data[250, 193] == 1  # painted over label 2
     win.activateWindow()
     qtbot.waitUntil(win.isActiveWindow, timeout=3000)
     qtbot.keyClick(win.grid.views["axial"], QtCore.Qt.Key_3)

@@ -1,5 +1,6 @@
 """Property tests of LabelMap editing with undo/redo: random paint / replace / set_region / undo /
-redo sequences against a plain model of the expected arrays."""
+redo sequences against a plain model of the expected arrays (locked labels never change; without
+`overwrite`, painting leaves other labels alone and set_region never turns one label into another)."""
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,9 +19,9 @@ def _axis(n):
 REGIONS = st.tuples(*[_axis(n) for n in SHAPE])
 SEEDS = st.integers(0, 2**32 - 1)
 OPS = st.one_of(
-    st.tuples(st.just("paint"), REGIONS, SEEDS, VALUES, st.none() | VALUES),
+    st.tuples(st.just("paint"), REGIONS, SEEDS, VALUES, st.none() | VALUES, st.booleans()),
     st.tuples(st.just("replace"), VALUES, VALUES),
-    st.tuples(st.just("set_region"), REGIONS, SEEDS),
+    st.tuples(st.just("set_region"), REGIONS, SEEDS, st.booleans()),
     st.just(("undo",)),
     st.just(("redo",)),
 )
@@ -38,30 +39,37 @@ def expected_after(op, cur):
     free = cur != LOCKED
     new = cur.copy()
     if op[0] == "paint":
-        _, region, seed, value, only = op
+        _, region, seed, value, only, overwrite = op
         mask = np.random.default_rng(seed).random(cur[region].shape) < 0.5
-        allowed = mask & free[region] & (True if only is None else cur[region] == only)
+        if only is not None:
+            target = cur[region] == only
+        elif value and not overwrite:
+            target = cur[region] == 0  # other labels are not painted over
+        else:
+            target = True
+        allowed = mask & free[region] & target
         new[region] = np.where(allowed, value, cur[region])
     elif op[0] == "replace":
         _, old, value = op
         new[(cur == old) & free] = value
     else:
-        _, region, seed = op
+        _, region, seed, overwrite = op
         values = np.random.default_rng(seed).integers(0, 5, cur[region].shape).astype(np.uint8)
-        new[region] = np.where(free[region], values, cur[region])
+        allowed = free[region] & (True if overwrite else (cur[region] == 0) | (values == 0))
+        new[region] = np.where(allowed, values, cur[region])
     return new
 
 
 def apply(lm, op):
     if op[0] == "paint":
-        _, region, seed, value, only = op
+        _, region, seed, value, only, overwrite = op
         mask = np.random.default_rng(seed).random(lm.data[region].shape) < 0.5
-        return lm.paint(region, mask, value, "paint", only=only)
+        return lm.paint(region, mask, value, "paint", only=only, overwrite=overwrite)
     if op[0] == "replace":
         return lm.replace(op[1], op[2])
-    _, region, seed = op
+    _, region, seed, overwrite = op
     values = np.random.default_rng(seed).integers(0, 5, lm.data[region].shape).astype(np.uint8)
-    return lm.set_region(region, values, "set region")
+    return lm.set_region(region, values, "set region", overwrite=overwrite)
 
 
 def check_edits(lm):
@@ -149,3 +157,42 @@ def test_paint_then_erase_only_that_label_then_undo_both(region, seed, value):
     if lm.undo_stack.can_undo:
         lm.undo()
     assert np.array_equal(lm.data, start) and not lm.undo_stack.can_undo
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(OPS.filter(lambda op: op[0] not in ("undo", "redo")), min_size=1, max_size=12),
+       st.integers(1, 6))
+def test_an_edit_block_is_one_undo_step_even_with_a_full_stack(ops, max_undo):
+    """A brush stroke is one step through the model itself, also once the stack holds its limit
+    (the old stroke merge counted the stack's length, which the trim keeps constant)."""
+    lm = initial_map(max_undo=max_undo)
+    for k in range(max_undo):  # fill the stack to its limit with single-voxel edits
+        lm.set_region((slice(0, 1), slice(0, 1), slice(k % 5, k % 5 + 1)),
+                      np.array([[[5 + k % 2]]], np.uint8), "fill", overwrite=True)
+    before = lm.data.copy()
+    steps = len(lm.undo_stack)
+    with lm.edit_block("stroke"):
+        for op in ops:
+            apply(lm, op)
+        assert lm.in_edit_block
+    after = lm.data.copy()
+    changed = not np.array_equal(before, after)
+    assert len(lm.undo_stack) == min(max_undo, steps + changed)
+    if changed:
+        assert lm.undo_stack.descriptions()[-1] == "stroke"
+        lm.undo()
+        assert np.array_equal(lm.data, before)  # one undo takes the whole stroke back
+        lm.redo()
+        assert np.array_equal(lm.data, after)
+    check_edits(lm)
+
+
+def test_undo_in_the_middle_of_a_block_closes_it_first():
+    lm = LabelMap(SHAPE)
+    start = lm.data.copy()
+    lm.begin_edit_block("stroke")
+    lm.paint((slice(0, 1),) * 3, np.ones((1, 1, 1), bool), 4, overwrite=True)
+    lm.paint((slice(1, 2),) * 3, np.ones((1, 1, 1), bool), 4, overwrite=True)
+    assert lm.undo() is not None and not lm.in_edit_block
+    assert np.array_equal(lm.data, start)
+    assert lm.redo() is not None and lm.data[0, 0, 0] == 4 and lm.data[1, 1, 1] == 4
