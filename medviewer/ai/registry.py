@@ -10,6 +10,35 @@ manifest.json (or .yaml) declares what a model is, what it accepts and what it r
      "weights": "model.pt", "sha256": "...", "metrics": {...}, "training": {...},
      "licence": "...", "intended_use": "research and demonstration, not for clinical use"}
 
+The input contract follows MONAI bundle metadata's network_data_format in spirit: what the network
+was trained on, checked before it runs (ai.inference.check_input) so that an image outside it is
+refused with the reason. Beyond modality and dims, two optional fields describe the training
+images themselves; each is written by the trainers (ai.training.contract), measured on the images
+the model was trained on, and a field a manifest lacks is simply not checked (user-made models,
+older manifests):
+
+    "extent_mm": {"min": [x, y, z], "max": [x, y, z], "median": [x, y, z],   # mm, training images
+                  "tolerance": 1.5,          # accepted: min / tolerance .. max * tolerance, per axis
+                  "axes": "x, y, z of input.direction (mm)",   # the image's own axes without one
+                  "description": "hippocampus crops", "advice": "crop it to the hippocampus first",
+                  "measured_on": "184 training-side cases ..."}
+        the physical field of view: the box around each image's nonzero voxels, in mm along the
+        model's axes (input.direction). An image is refused when its grid and its nonzero part
+        (zero is padding to a model normalised over nonzero voxels) are both outside the accepted
+        range, or its grid is smaller.
+    "intensity": {"colour_fraction": {"min": 0.0, "max": 0.0, "limit": 0.05,
+                                      "coloured_pixel": "R, G and B differ by more than 10% ..."},
+                  "description": "grey chest X-rays", "advice": "...", "measured_on": "..."}
+        grey images stored as RGB are accepted (made grey as before); an RGB image with more than
+        `limit` of its pixels coloured is refused.
+
+The shipped 2D chest X-ray models record intensity but no extent_mm: their training JPEGs carry no
+pixel spacing and were resized to 224x224 (aspect not kept), so no millimetre or pixel extent
+describes them; every input is resized to input.size anyway.
+
+The manifest itself is not hashed (only the weights are), so these figures can be added to a
+shipped model without retraining it.
+
 Built-in models live in resources/models/, users add folders to <user data dir>/models, to
 MEDVIEWER_MODELS or pass --models DIR. A manifest error, a missing weights file or a SHA-256
 mismatch makes a model unavailable with the reason; it never stops the others from loading.
@@ -107,6 +136,9 @@ def read_manifest(folder: Path) -> ModelSpec:
         raise ManifestError(f"{path}: task {manifest['task']!r} is not one of {', '.join(TASKS)}")
     if not isinstance(manifest["input"], dict) or manifest["input"].get("dims") not in (2, 3):
         raise ManifestError(f"{path}: input must give dims 2 or 3")
+    problem = _contract_problem(manifest["input"])
+    if problem:
+        raise ManifestError(f"{path}: {problem}")
     if manifest["task"] == "classification" and not manifest["outputs"].get("classes"):
         raise ManifestError(f"{path}: a classifier must list its output classes")
     if manifest["task"] == "segmentation" and not manifest["outputs"].get("labels"):
@@ -124,6 +156,38 @@ def read_manifest(folder: Path) -> ModelSpec:
     if not (network.get("torchscript") or network.get("class")):
         raise ManifestError(f"{path}: network must name a class (e.g. monai.networks.nets.UNet) or be torchscript")
     return ModelSpec(folder=folder, manifest=manifest)
+
+
+def _numbers(values, n: int | None = None) -> bool:
+    return (isinstance(values, list) and (n is None or len(values) == n) and
+            all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in values))
+
+
+def _contract_problem(contract: dict) -> str:
+    """'' when the optional training-distribution fields are well formed (or absent), else why not."""
+    ext = contract.get("extent_mm")
+    if ext is not None:
+        if not isinstance(ext, dict) or not _numbers(ext.get("min")) or len(ext["min"]) not in (2, 3) \
+                or not _numbers(ext.get("max"), len(ext["min"])):
+            return "input.extent_mm needs min and max: two or three millimetre values each"
+        if any(lo > hi for lo, hi in zip(ext["min"], ext["max"])):
+            return "input.extent_mm: min is larger than max"
+        tolerance = ext.get("tolerance", 1.5)
+        if not isinstance(tolerance, (int, float)) or tolerance < 1:
+            return "input.extent_mm.tolerance must be a factor of at least 1"
+        if "median" in ext and not _numbers(ext["median"], len(ext["min"])):
+            return "input.extent_mm.median must give one value per axis"
+        direction = contract.get("direction")
+        if direction is not None and not (isinstance(direction, list) and len(direction) == 9):
+            return "input.direction must give 9 numbers (a row-major 3x3 matrix)"
+    intensity = contract.get("intensity")
+    if intensity is not None:
+        colour = intensity.get("colour_fraction") if isinstance(intensity, dict) else None
+        if not isinstance(intensity, dict) or (colour is not None and not (
+                isinstance(colour, dict) and isinstance(colour.get("limit", colour.get("max")), (int, float))
+                and 0 <= colour.get("limit", colour.get("max")) <= 1)):
+            return "input.intensity.colour_fraction needs a limit between 0 and 1"
+    return ""
 
 
 def sha256_of(path: Path) -> str:

@@ -6,6 +6,8 @@ The detector sees only the NORMAL images of the training side of a patient-wise 
 checked on the validation side: image-level ROC AUC of the anomaly score (mean of the top 5% of
 the map) for NORMAL against every other class. Written as a registry model folder (manifest.json +
 model.skops with its SHA-256), run by the AI panel and `medviewer infer` like any other model.
+The manifest's input.intensity records the coloured-pixel fraction of the fitted images (none in
+grey X-rays), so that the detector refuses a colour picture (ai.training.contract).
 """
 from __future__ import annotations
 
@@ -19,7 +21,27 @@ from typing import Callable
 import numpy as np
 
 from medviewer.ai.registry import sha256_of
+from medviewer.ai.training.contract import XRAY_ADVICE, XRAY_DESCRIPTION, colour_contract
 from medviewer.core.errors import MedViewerError
+
+
+def anomaly_split(items: list[tuple[str, int]], k_normal: int, *, limit: int | None, val_limit: int,
+                  seed: int) -> tuple[list[int], list[int], list[int]]:
+    """(images fitted on, normal validation images, other validation images): NORMAL images of
+    the patient-wise training side (at most `limit`, drawn with the seed), and up to val_limit of
+    each kind from the validation side."""
+    from medviewer.ai.training.classification import patient_split
+
+    train_idx, val_idx = patient_split(items, seed=seed)
+    rng = np.random.default_rng(seed)
+    fit_idx = [i for i in train_idx if items[i][1] == k_normal]
+    if limit:
+        fit_idx = sorted(rng.choice(fit_idx, size=min(limit, len(fit_idx)), replace=False).tolist())
+    val_normal = [i for i in val_idx if items[i][1] == k_normal]
+    val_other = [i for i in val_idx if items[i][1] != k_normal]
+    val_normal = sorted(rng.choice(val_normal, size=min(val_limit, len(val_normal)), replace=False).tolist())
+    val_other = sorted(rng.choice(val_other, size=min(val_limit, len(val_other)), replace=False).tolist())
+    return fit_idx, val_normal, val_other
 
 
 def train_anomaly(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *, normal: str = "NORMAL",
@@ -30,27 +52,21 @@ def train_anomaly(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *, no
         FEATURES, PATCH, SIZE, STRIDE, fit_anomaly_detector, grid_shape, image_score, patch_map)
     from medviewer.ai.backends.sklearn_io import save
     from medviewer.ai.training.classification import (
-        discover_classes, load_images, patient_split, roc_auc, zscore)
+        discover_classes, load_images, roc_auc, zscore)
 
     started = time.monotonic()
     classes, items = discover_classes(data_dir)
     if normal not in classes:
         raise MedViewerError(f"{data_dir}: no {normal!r} subfolder (found {', '.join(classes)})")
     k_normal = classes.index(normal)
-    train_idx, val_idx = patient_split(items, seed=seed)
-    rng = np.random.default_rng(seed)
-    fit_idx = [i for i in train_idx if items[i][1] == k_normal]
-    if limit:
-        fit_idx = sorted(rng.choice(fit_idx, size=min(limit, len(fit_idx)), replace=False).tolist())
-    val_normal = [i for i in val_idx if items[i][1] == k_normal]
-    val_other = [i for i in val_idx if items[i][1] != k_normal]
-    val_normal = sorted(rng.choice(val_normal, size=min(val_limit, len(val_normal)), replace=False).tolist())
-    val_other = sorted(rng.choice(val_other, size=min(val_limit, len(val_other)), replace=False).tolist())
+    fit_idx, val_normal, val_other = anomaly_split(items, k_normal, limit=limit,
+                                                   val_limit=val_limit, seed=seed)
     if len(fit_idx) < 2 or not val_normal or not val_other:
         raise MedViewerError(f"{data_dir}: too few images to fit and check an anomaly detector")
     progress(f"fitting {method} on the patches of {len(fit_idx)} {normal} images "
              f"(validation: {len(val_normal)} {normal}, {len(val_other)} other, split by patient)")
-    pictures = [zscore(p) for p in load_images([items[i][0] for i in fit_idx], SIZE, progress)]
+    colour: list[float] = []
+    pictures = [zscore(p) for p in load_images([items[i][0] for i in fit_idx], SIZE, progress, colour=colour)]
     t = time.monotonic()
     model, scores = fit_anomaly_detector(pictures, method, seed)
     fit_seconds = time.monotonic() - t
@@ -78,7 +94,9 @@ def train_anomaly(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *, no
         "input": {"modality": modality, "dims": 2, "channels": 1, "size": [SIZE, SIZE],
                   "normalisation": "zscore",
                   "preprocessing": f"grey, resize to {SIZE}x{SIZE}, z-score; {PATCH}x{PATCH} patches every "
-                                   f"{STRIDE} px; features {', '.join(FEATURES)}"},
+                                   f"{STRIDE} px; features {', '.join(FEATURES)}",
+                  "intensity": colour_contract(colour, description=XRAY_DESCRIPTION, advice=XRAY_ADVICE,
+                                               measured_on=f"fitted {normal} images")},
         "outputs": {"map": "percentile of the patch anomaly score among the normal training patches (0..1)",
                     "score": "mean of the top 5% of the map"},
         "estimator": method, "weights": weights.name, "sha256": sha256_of(weights), "metrics": metrics,

@@ -7,6 +7,9 @@ the last class is the "positive" one for sensitivity/specificity). Images are re
 medviewer.io.discover.open_volume, made grey, resized to image_size x image_size, scaled to [0, 1]
 and z-scored per image (preprocess_image, also what inference must do). The split into training
 and validation is patient-wise (patient_id), stratified by class, with a fixed seed.
+The manifest's input.intensity records how many coloured pixels the training images have (none in
+the Kermany X-rays: grey stored as RGB), so that the model refuses a colour picture
+(ai.training.contract, checked by ai.inference.check_input).
 No torch here: the training loop is medviewer.ai.backends.classification_train, imported lazily.
 """
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 
 from medviewer.ai.registry import sha256_of
 from medviewer.ai.training.checkpoints import CHECKPOINT, discard_checkpoints
+from medviewer.ai.training.contract import XRAY_ADVICE, XRAY_DESCRIPTION, colour_contract
 from medviewer.core.errors import MedViewerError
 
 IMAGE_EXTENSIONS = {".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff", ".dcm", ".nii", ".gz", ".mha", ".nrrd"}
@@ -231,14 +235,20 @@ def binary_metrics(labels: np.ndarray, prob_positive: np.ndarray, threshold: flo
             "threshold": threshold, "tp": tp, "tn": tn, "fp": fp, "fn": fn}
 
 
-def load_images(paths: list[str], image_size: int, progress: Callable[[str], None] = print) -> np.ndarray:
-    """(N, image_size, image_size) float32 in [0, 1], read with open_volume."""
+def load_images(paths: list[str], image_size: int, progress: Callable[[str], None] = print,
+                colour: list | None = None) -> np.ndarray:
+    """(N, image_size, image_size) float32 in [0, 1], read with open_volume. With `colour` (a
+    list), each image's coloured-pixel fraction (ai.inference.colour_fraction) is appended to it."""
+    from medviewer.ai.inference import colour_fraction
     from medviewer.io.discover import open_volume
 
     out = np.empty((len(paths), image_size, image_size), np.float32)
     start = time.monotonic()
     for i, path in enumerate(paths):
-        out[i] = to_unit_grey(open_volume(path).data, image_size)
+        data = open_volume(path).data
+        if colour is not None:
+            colour.append(colour_fraction(data))
+        out[i] = to_unit_grey(data, image_size)
         if (i + 1) % 1000 == 0:
             progress(f"read {i + 1}/{len(paths)} images ({time.monotonic() - start:.0f} s)")
     return out
@@ -270,7 +280,8 @@ def train_classification(data_dir: str | os.PathLike, out_dir: str | os.PathLike
     labels = np.array([label for _, label in items], dtype=np.int64)
     progress(f"{len(items)} images in {len(classes)} classes ({', '.join(classes)}); "
              f"{len(train_idx)} training, {len(val_idx)} validation (patient-wise, seed {seed})")
-    images = load_images([p for p, _ in items], image_size, progress)
+    colour: list[float] = []
+    images = load_images([p for p, _ in items], image_size, progress, colour=colour)
     network = default_network(image_size, len(classes))
 
     from medviewer.ai.backends.classification_train import train_network
@@ -306,7 +317,10 @@ def train_classification(data_dir: str | os.PathLike, out_dir: str | os.PathLike
         "input": {"modality": modality, "dims": 2, "channels": 1, "size": [image_size, image_size],
                   "normalisation": "zscore",
                   "preprocessing": "grey (ITU-R 601 luma), bilinear resize, uint8/255 to [0, 1] "
-                                   "(other types min-max), then z-score per image"},
+                                   "(other types min-max), then z-score per image",
+                  "intensity": colour_contract([colour[i] for i in train_idx], description=XRAY_DESCRIPTION,
+                                               advice=XRAY_ADVICE, measured_on="training images (patient-wise "
+                                               "training side, not the validation images)")},
         "outputs": {"classes": classes, "activation": "softmax"},
         "network": network, "weights": weights.name, "sha256": sha256_of(weights),
         "metrics": metrics,

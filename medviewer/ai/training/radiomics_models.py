@@ -8,7 +8,9 @@
         as a registry model folder (manifest + skops), usable by `medviewer infer` and the AI panel;
     train_image_classifiers(data_dir, out_root, ...)          the same on whole images of a
         folder-per-class dataset (the shipped pneumonia-svm and pneumonia-rf), with a patient-wise
-        held-out validation split on top of the cross-validation.
+        held-out validation split on top of the cross-validation; their manifests record the
+        coloured-pixel fraction of the training images (input.intensity, ai.training.contract).
+        ROI classifiers record no such figures (their check is skipped).
 """
 from __future__ import annotations
 
@@ -133,20 +135,47 @@ def _is_2d(path: str) -> bool:
     return open_volume(path).is_2d
 
 
-def image_features(paths: list[str], extraction: dict, progress=None) -> tuple[np.ndarray, list[str]]:
+def image_features(paths: list[str], extraction: dict, progress=None,
+                   colour: list | None = None) -> tuple[np.ndarray, list[str]]:
+    """(features per image, names); with `colour` (a list), each image's coloured-pixel fraction
+    (ai.inference.colour_fraction) is appended to it."""
     from medviewer.ai.classical import extract
+    from medviewer.ai.inference import colour_fraction
     from medviewer.io import open_volume
 
     rows, names = [], None
     start = time.monotonic()
     for i, path in enumerate(paths):
         v = open_volume(path)
+        if colour is not None:
+            colour.append(colour_fraction(v.data))
         n, values = extract(v.data, v.spacing, extraction)
         names = names or n
         rows.append(values)
         if progress and (i + 1) % 200 == 0:
             progress(f"features of {i + 1}/{len(paths)} images ({time.monotonic() - start:.0f} s)")
     return np.array(rows), names
+
+
+def image_split(items: list[tuple[str, int]], n_classes: int, *, limit_per_class: int | None,
+                seed: int) -> tuple[list[int], list[int]]:
+    """(training, validation) indices: the patient-wise split, then up to limit_per_class images
+    of each class drawn from each side with the seed."""
+    from medviewer.ai.training.classification import patient_split
+
+    train_idx, val_idx = patient_split(items, seed=seed)
+    rng = np.random.default_rng(seed)
+
+    def sample(indices):
+        if not limit_per_class:
+            return sorted(indices)
+        out = []
+        for k in range(n_classes):
+            members = [i for i in indices if items[i][1] == k]
+            out += rng.choice(members, size=min(limit_per_class, len(members)), replace=False).tolist()
+        return sorted(out)
+
+    return sample(train_idx), sample(val_idx)
 
 
 def train_image_classifiers(data_dir: str | os.PathLike, out_root: str | os.PathLike, *,
@@ -156,29 +185,19 @@ def train_image_classifiers(data_dir: str | os.PathLike, out_root: str | os.Path
     """Whole-image radiomics classifiers for a folder-per-class dataset; one model folder per type
     (out_root/{prefix}-svm, ...), each with CV metrics and metrics on a patient-wise held-out split."""
     from medviewer.ai.classical import comparison_table, fit_models, save_model
-    from medviewer.ai.training.classification import binary_metrics, discover_classes, patient_split
+    from medviewer.ai.training.classification import binary_metrics, discover_classes
+    from medviewer.ai.training.contract import XRAY_ADVICE, XRAY_DESCRIPTION, colour_contract
     from medviewer.io.roc_png import write_roc_png
 
     started = time.monotonic()
     classes, items = discover_classes(data_dir)
-    train_idx, val_idx = patient_split(items, seed=seed)
-    rng = np.random.default_rng(seed)
-
-    def sample(indices):
-        if not limit_per_class:
-            return sorted(indices)
-        out = []
-        for k in range(len(classes)):
-            members = [i for i in indices if items[i][1] == k]
-            out += rng.choice(members, size=min(limit_per_class, len(members)), replace=False).tolist()
-        return sorted(out)
-
-    train_idx, val_idx = sample(train_idx), sample(val_idx)
+    train_idx, val_idx = image_split(items, len(classes), limit_per_class=limit_per_class, seed=seed)
     extraction = {"region": "whole image", "image_size": image_size, "families": IMAGE_FAMILIES,
                   "aggregations": AGG_2D, "bin_number": bin_number,
                   "grey": "ITU-R 601 luma; bilinear resize; uint8/255 (others min-max) then x255; fixed bin number"}
     progress(f"{len(train_idx)} training and {len(val_idx)} validation images (patient-wise split, seed {seed})")
-    x_train, names = image_features([items[i][0] for i in train_idx], extraction, progress)
+    colour: list[float] = []
+    x_train, names = image_features([items[i][0] for i in train_idx], extraction, progress, colour=colour)
     x_val, _ = image_features([items[i][0] for i in val_idx], extraction, progress)
     keep = np.isfinite(x_train).all(0) & np.isfinite(x_val).all(0) & (x_train.std(0) > 0)
     x_train, x_val = x_train[:, keep], x_val[:, keep]
@@ -207,6 +226,9 @@ def train_image_classifiers(data_dir: str | os.PathLike, out_root: str | os.Path
             description=f"{r['title']} on IBSI radiomics features of the whole chest X-ray "
                         f"({len(names)} features, 2D aggregations): NORMAL vs PNEUMONIA.",
             n_examples=len(y_train))
+        manifest["input"]["intensity"] = colour_contract(
+            colour, description=XRAY_DESCRIPTION, advice=XRAY_ADVICE,
+            measured_on="training images (patient-wise training side, not the validation images)")
         manifest["metrics"].update({f"val_{k}": v for k, v in val.items()})
         manifest["metrics"]["val_measured_on"] = (f"patient-wise held-out validation split ({len(y_val)} images) "
                                                   "of the official training data")

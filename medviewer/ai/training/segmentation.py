@@ -6,6 +6,9 @@ data_dir holds imagesTr/NAME.nii.gz and labelsTr/NAME.nii.gz (one file = one pat
 optionally dataset.json (label names). Every volume is z-scored over its nonzero voxels (zeros stay
 0; normalise_zscore_nonzero, also what inference does) and centre padded/cropped to `size` (z, y, x;
 divisible by 16). The split into training and validation is by case, with a fixed seed.
+The manifest's input.extent_mm records the physical extent of the training-side cases (along the
+first case's axes, as input.direction), so that the model refuses, say, a whole head
+(ai.training.contract, checked by ai.inference.check_input).
 Metrics here are numpy/scipy only (Dice, 95% Hausdorff in mm); no torch in this module: the
 training loop is medviewer.ai.backends.segmentation_train, imported lazily.
 """
@@ -20,15 +23,20 @@ from typing import Callable
 
 import numpy as np
 
+from medviewer.ai.inference import physical_extent
 from medviewer.ai.registry import sha256_of
+from medviewer.ai.training.contract import extent_contract
 from medviewer.ai.training.checkpoints import CHECKPOINT, discard_checkpoints
 from medviewer.core.errors import MedViewerError
 
 DATA_SOURCE = "Medical Segmentation Decathlon Task04 Hippocampus (Simpson et al. 2019), a subset"
 DATA_LICENCE = "CC BY-SA 4.0"
+TRAINING_SIDE = "training-side cases of the split (not the validation cases)"
 DEFAULT_LABELS = {"1": {"name": "anterior", "colour": [255, 80, 80]},
                   "2": {"name": "posterior", "colour": [80, 160, 255]}}
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
+EXTENT_DESCRIPTION = "hippocampus crops"
+EXTENT_ADVICE = "crop it to the hippocampus first"
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -192,7 +200,7 @@ def train_segmentation(data_dir: str | os.PathLike, out_dir: str | os.PathLike, 
             pass
     progress(f"{len(cases)} cases; {len(train_idx)} training, {len(val_idx)} validation (by case, seed {seed}); "
              f"size (z,y,x) {size}")
-    xs, ys, raw_shapes, spacings, directions = [], [], [], [], []
+    xs, ys, raw_shapes, spacings, directions, extents = [], [], [], [], [], []
     for _, img, lab in cases:
         x, y, vol = load_case(img, lab, size)
         xs.append(x)
@@ -200,6 +208,7 @@ def train_segmentation(data_dir: str | os.PathLike, out_dir: str | os.PathLike, 
         raw_shapes.append(vol.shape)
         spacings.append(vol.spacing)
         directions.append(np.round(vol.direction, 6))
+        extents.append(physical_extent(vol, directions[0], nonzero=True))  # along the recorded direction
     # the grid the network learns on: inference resamples other inputs onto it (ai.model_grid)
     train_spacing = [round(float(v), 4) for v in np.median(np.array(spacings), axis=0)]
     train_direction = [float(v) for v in directions[0].ravel()]
@@ -250,7 +259,9 @@ def train_segmentation(data_dir: str | os.PathLike, out_dir: str | os.PathLike, 
                   "spacing_axes": "x,y,z mm", "direction": train_direction, "size": list(size),
                   "size_axes": "z,y,x", "normalisation": "zscore-nonzero",
                   "preprocessing": "z-score over nonzero voxels (zeros stay 0), centre zero-pad to size; "
-                                   "larger volumes: sliding window of size"},
+                                   "larger volumes: sliding window of size",
+                  "extent_mm": extent_contract([extents[i] for i in train_idx], description=EXTENT_DESCRIPTION,
+                                               advice=EXTENT_ADVICE, measured_on=TRAINING_SIDE)},
         "outputs": {"labels": {str(lab): label_names[str(lab)] for lab in labels}, "activation": "softmax"},
         "network": network, "weights": weights.name, "sha256": sha256_of(weights),
         "metrics": metrics,
