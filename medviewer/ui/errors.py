@@ -14,6 +14,7 @@ import threading
 from typing import Callable
 
 _show: Callable[[str], None] | None = None
+_previous: tuple | None = None  # the hooks install() replaced
 
 
 def user_message(exc: BaseException, context: str = "") -> tuple[str, str]:
@@ -37,8 +38,10 @@ def report_exception(exc: BaseException, context: str = "") -> None:
 def install(window) -> None:
     """Route unexpected exceptions (Qt slots, hand-over calls, worker threads) to `window`: a line
     in the status bar and a non-modal message box (report_problem)."""
-    global _show
+    global _show, _previous
     _show = window.report_problem
+    if _previous is None:
+        _previous = (sys.excepthook, threading.excepthook)
 
     def hook(kind, value, tb):
         if issubclass(kind, KeyboardInterrupt):
@@ -57,7 +60,9 @@ def install(window) -> None:
 
 
 def uninstall() -> None:
-    global _show
+    """Back to the hooks that were there before install()."""
+    global _show, _previous
     _show = None
-    sys.excepthook = sys.__excepthook__
-    threading.excepthook = threading.__excepthook__
+    if _previous is not None:
+        sys.excepthook, threading.excepthook = _previous
+        _previous = None
