@@ -67,10 +67,15 @@ def auto_window(data: np.ndarray, low_pct: float = 1.0, high_pct: float = 99.0,
 
 
 def default_window(data: np.ndarray, modality: str, metadata: dict | None = None) -> Window:
-    """CT opens in a soft-tissue window; other images in the file's own window or a percentile one."""
+    """CT opens in a soft-tissue window; MR in a window from its own histogram (the 1st-99th
+    percentiles: an MR header's window often spans the scanner's whole range, which shows a dark,
+    flat image, and MR values are not calibrated anyway, as ITK-SNAP and Slicer do); other images
+    in the file's own window when it has one, else a percentile one."""
     metadata = metadata or {}
     if modality == "CT":
         return preset("abdomen")
+    if modality == "MR":
+        return auto_window(data)
     if "WindowWidth" in metadata and "WindowCenter" in metadata and metadata["WindowWidth"] > 0:
         return Window(float(metadata["WindowWidth"]), float(metadata["WindowCenter"]))
     return auto_window(data)

@@ -19,6 +19,7 @@ class Session:
     def __init__(self) -> None:
         self.volume: Volume | None = None
         self.source_id: str = ""
+        self.title: str = ""  # what a reader calls the image: "T1 MPRAGE (series 3)", a file name
         self.cursor = np.zeros(3, dtype=int)  # (x, y, z) voxel index
         self.window = Window(400.0, 40.0)
         self.invert = False
@@ -38,9 +39,10 @@ class Session:
 
     # --- image --------------------------------------------------------------------
     def set_volume(self, volume: Volume, source_id: str = "",
-                   measurements: list[Measurement] | None = None) -> None:
+                   measurements: list[Measurement] | None = None, title: str = "") -> None:
         self.volume = volume
         self.source_id = source_id
+        self.title = title or source_id
         self.cursor = np.array([s // 2 for s in volume.size], dtype=int)
         self.window = self._default_window(volume)
         self.invert = bool(volume.invert_display)

@@ -22,6 +22,20 @@ NOTICE = "Research and demonstration software — NOT FOR CLINICAL USE"
 MAX_RECENT = 10
 
 
+def series_title(source, volume) -> str:
+    """What layers and the status bar call an image: a DICOM series by its description and number
+    ("T1 MPRAGE (series 3)"), a file by its name; never a UID."""
+    if source.kind == "dicom":
+        meta = volume.metadata
+        description = str(meta.get("SeriesDescription") or source.description or "").strip()
+        number = str(meta.get("SeriesNumber") or "").strip()
+        number = "" if number in ("None", "") else number
+        name = description or f"{source.modality or 'DICOM'} series"
+        return f"{name} (series {number})" if number else name
+    path = volume.metadata.get("path") or (source.files[0] if source.files else source.id)
+    return os.path.basename(str(path).rstrip("/")) or source.id
+
+
 def settings() -> QtCore.QSettings:
     path = os.environ.get("MEDVIEWER_SETTINGS")
     if path:
@@ -115,15 +129,17 @@ class MainWindow(QtWidgets.QMainWindow):
     def show_probe(self, probe: dict) -> None:
         if not probe:
             return
+        if not probe["inside"]:  # the mouse is off the image: no voxel to describe
+            for label in (self.status_index, self.status_world, self.status_value):
+                label.setText("")
+            self.status_index.setText("outside the image")
+            return
         i, w = probe["index"], probe["world"]
         self.status_index.setText(f"voxel ({i[0]}, {i[1]}, {i[2]})")
         self.status_world.setText(f"({w[0]:.1f}, {w[1]:.1f}, {w[2]:.1f}) mm")
         value = probe["value"]
-        if value is None:
-            self.status_value.setText("outside")
-        else:
-            text = ", ".join(f"{v}" for v in value) if np.ndim(value) else f"{value:.6g}"
-            self.status_value.setText(f"{text} {probe['unit']}".strip())
+        text = ", ".join(f"{v}" for v in value) if np.ndim(value) else f"{value:.6g}"
+        self.status_value.setText(f"{text} {probe['unit']}".strip())
 
     # --- opening ------------------------------------------------------------------------
     def open_paths(self, paths: list[str], wait: bool = False) -> None:
@@ -156,14 +172,15 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_loaded(self, source, volume) -> None:
         self.current_source = source
         key = self._image_key(source)
-        self.session.set_volume(volume, source.id, measurements=load_measurements(key))
+        title = series_title(source, volume)
+        self.session.set_volume(volume, source.id, measurements=load_measurements(key), title=title)
         self.grid.set_layout(self.grid.layout_name if not volume.is_2d else "single")
         self.actions_.sync_to_volume(volume)
         self.series_browser.highlight(source.id)
         self.tag_browser.set_source(source)
         for w in volume.warnings:
             self.problems.append(f"{source.id}: {w}")
-        self.statusBar().showMessage(f"{source.id}: {volume.describe()}"
+        self.statusBar().showMessage(f"{title}: {volume.describe()}"
                                      + (f" — {volume.warnings[0]}" if volume.warnings else ""), 10000)
         self._sync_slider()
         self.annotation.offer_recovery()

@@ -50,7 +50,7 @@ class LayerPanel(QtWidgets.QWidget):
         rows = [(f"Labels: {m.name}", m) for m in reversed(session.label_maps)]
         rows += [(f"Heat map: {h.name}", h) for h in reversed(session.heatmaps)]
         if session.volume is not None:
-            rows.append((f"Image: {session.source_id}", session.image_display))
+            rows.append((f"Image: {session.title}", session.image_display))
         self._layers = [layer for _, layer in rows]
         for layer in self._layers:
             layer.display_changed.connect(self._mirror)

@@ -394,8 +394,9 @@ class SliceView(QtWidgets.QWidget):
         hs, vs = (g.v_spacing, g.h_spacing) if self.rotation % 2 else (g.h_spacing, g.v_spacing)
         return (c + 0.5) * hs, (r + 0.5) * vs
 
-    def index_at(self, point: QtCore.QPointF) -> np.ndarray:
-        """Continuous (x, y, z) voxel index under a view-coordinate point (mm)."""
+    def index_at(self, point: QtCore.QPointF, inside: bool = False) -> np.ndarray:
+        """Continuous (x, y, z) voxel index under a view-coordinate point (mm); inside=True
+        clamps it to the volume (the crosshair, measurement points and tools never leave it)."""
         g = self.geometry_
         rot = self.rotation % 4
         hs, vs = (g.v_spacing, g.h_spacing) if rot % 2 else (g.h_spacing, g.v_spacing)
@@ -405,7 +406,10 @@ class SliceView(QtWidgets.QWidget):
             c, r, w, h = r, w - 1 - c, h, w
         if self.flip_h:
             c = g.n_h - 1 - c
-        return g.index_from_pixel(c, r, self._slice_index)
+        ijk = g.index_from_pixel(c, r, self._slice_index)
+        if inside:
+            ijk = np.clip(ijk, 0, np.asarray(self.session.volume.size, float) - 1)
+        return ijk
 
     def pixels_per_mm(self) -> float:
         (x0, x1), _ = self.viewbox.viewRange()
@@ -441,7 +445,7 @@ class SliceView(QtWidgets.QWidget):
         if self.geometry_ is None:
             return
         self.activated.emit(self.plane)
-        ijk = self.index_at(point)
+        ijk = self.index_at(point, inside=True)
         if self.tool == "navigate":
             self.session.set_cursor(ijk)
             return
@@ -474,7 +478,7 @@ class SliceView(QtWidgets.QWidget):
     def annotate(self, kind: str, point: QtCore.QPointF) -> None:
         if self.geometry_ is not None and self.session.volume is not None:
             self.activated.emit(self.plane)
-            self.annotator.handle(self, kind, self.index_at(point))
+            self.annotator.handle(self, kind, self.index_at(point, inside=True))
 
     def set_tool(self, tool: str) -> None:
         self.tool = tool

@@ -1,6 +1,8 @@
 """The view layouts: one view, 1x3 and 2x2 multi-planar (axial, coronal, sagittal + cursor info)."""
 from __future__ import annotations
 
+import html
+
 from medviewer.core.session import Session
 from medviewer.core.slicing import PLANES
 from medviewer.ui.qt import QtWidgets, Qt, Signal
@@ -29,7 +31,7 @@ class CursorInfo(QtWidgets.QLabel):
         p = self.session.probe()
         w = self.session.window
         self.setText(
-            f"<b>{self.session.source_id}</b><br>{v.describe()}<br><br>"
+            f"<b>{html.escape(self.session.title)}</b><br>{v.describe()}<br><br>"
             f"voxel (x, y, z): {p['index']}<br>"
             f"world (mm, LPS): ({p['world'][0]:.1f}, {p['world'][1]:.1f}, {p['world'][2]:.1f})<br>"
             f"value: {p['value']} {p['unit']}<br>window W {w.width:.0f} / L {w.level:.0f}<br><br>"

@@ -36,6 +36,7 @@ def _ct_model(tmp_path):
     manifest["name"], manifest["input"]["modality"] = "ct-unet-bench", "CT"
     manifest["input"].pop("spacing", None)  # run on the CT's own grid: the tiles are the load
     manifest["input"].pop("direction", None)
+    manifest["input"].pop("extent_mm", None)  # a whole CT, not a hippocampus crop
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 

@@ -73,7 +73,24 @@ def test_presets_and_auto_window():
     w = auto_window(data)
     assert 99 <= w.low <= 102 and 198 <= w.high <= 201  # outliers ignored
     assert default_window(data, "CT") == preset("abdomen")
-    assert default_window(data, "MR", {"WindowWidth": 300.0, "WindowCenter": 150.0}) == Window(300, 150)
+    assert default_window(data, "CR", {"WindowWidth": 300.0, "WindowCenter": 150.0}) == Window(300, 150)
+    # MR: the image's own histogram, not the header's (often the scanner's whole) range
+    assert default_window(data, "MR", {"WindowWidth": 2e6, "WindowCenter": 1e6}) == w
+
+
+def test_a_real_mr_opens_with_its_histogram_window_not_the_header_range():
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.data import get_testdata_file
+
+    from medviewer.io import discover
+
+    path = get_testdata_file("MR2_J2KI.dcm")  # header window 2000/1000 for pixels 0..600
+    header = pydicom.dcmread(path, stop_before_pixels=True)
+    volume = discover(path).sources[0].load()
+    window = default_window(volume.data, volume.modality, volume.metadata)
+    assert (float(header.WindowWidth), float(header.WindowCenter)) == (2000.0, 1000.0)
+    lo, hi = np.percentile(volume.data, [1, 99])
+    assert window == Window(float(hi - lo), float((hi + lo) / 2)) and window.high <= volume.data.max()
 
 
 def test_measurements_in_mm_and_degrees():
