@@ -11,25 +11,8 @@ TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 extras=""
 if [ "${1:-}" = "--test" ]; then extras="[test]"; fi
 
-# Qt (PySide6) needs a few system libraries, even offscreen; install those a bare Debian/Ubuntu lacks
-SYSTEM_PACKAGES="libgl1 libegl1 libopengl0 libxkbcommon0 libfontconfig1 libfreetype6 libdbus-1-3 libglib2.0-0"
-# the tests validate DICOM SEG files with dciodvfy (dicom3tools)
-if [ "${1:-}" = "--test" ]; then SYSTEM_PACKAGES="$SYSTEM_PACKAGES dicom3tools"; fi
-missing=""
-if command -v dpkg-query >/dev/null 2>&1; then
-    for pkg in $SYSTEM_PACKAGES; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"
-    done
-fi
-if [ -n "$missing" ]; then
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
-    else
-        echo "warning: Qt needs these system packages:$missing (install them with apt-get)" >&2
-    fi
-fi
+# the system libraries Qt needs (offscreen and on an X display), and with --test the test tools
+bash installer/system-packages.sh "${1:-}"
 
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
