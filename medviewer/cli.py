@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from medviewer import __version__
 from medviewer.core.errors import MedViewerError
@@ -79,59 +80,194 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Exit codes: 0 done; 1 an error, reported on stderr as one line
+    `medviewer: error: <reason>` (for an unexpected one, a second line names the log file holding
+    the stack); 2 a usage error (argparse); 130 interrupted (Ctrl+C). Never a traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
-        argv = ["view"] + argv
-    args = _parser().parse_args(argv)
     try:
-        if args.command == "info":
-            return cmd_info(args.path, args.json)
-        if args.command == "convert":
-            if args.seg or args.reference:
-                from medviewer.cli_labels import cmd_convert_labels
-
-                return cmd_convert_labels(args)
-            return cmd_convert(args.input, args.output, args.series)
-        if args.command == "stats":
-            from medviewer.cli_labels import cmd_stats
-
-            return cmd_stats(args)
-        if args.command == "train":
-            from medviewer.cli_ai import cmd_train
-
-            return cmd_train(args, argv)
-        if args.command == "features":
-            from medviewer.cli_features import cmd_features
-
-            return cmd_features(args)
-        if args.command == "evaluate":
-            return cmd_evaluate(args)
-        if args.command == "infer":
-            from medviewer.cli_ai import cmd_infer
-
-            return cmd_infer(args)
-        if args.command == "models":
-            return cmd_models(args.models, args.json)
-        if args.command == "screenshot":
-            from medviewer.app import run_screenshot
-
-            return run_screenshot(args)
-        if args.command == "view":
-            from medviewer.app import run_viewer
-
-            return run_viewer(args.paths)
-        _parser().print_help()
-        return 2
+        if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
+            argv = ["view"] + argv
+        args = _parser().parse_args(argv)
+        _clean_stale_temporaries()
+        return _run(args, argv)
     except MedViewerError as exc:
-        print(f"medviewer: error: {exc}", file=sys.stderr)
+        error(str(exc))
         return 1
     except KeyboardInterrupt:
+        print("medviewer: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `medviewer info --json | head`: the reader left; nothing to tell it
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 1
+    except Exception as exc:  # a bug or an unforeseen failure: one line, the stack in a log file
+        return unexpected(exc, "medviewer " + " ".join(argv))
+
+
+def error(message: str) -> None:
+    """Print a refusal or failure: one line on stderr, `medviewer: error: ...`."""
+    print(f"medviewer: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+
+
+def warning(message: str) -> None:
+    """Print something the user should know that did not stop the command."""
+    print(f"medviewer: warning: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+
+
+def unexpected(exc: BaseException, context: str) -> int:
+    """Report an exception nobody planned for: the reason, and the log file with the stack. Returns 1."""
+    from medviewer.io.error_log import report
+
+    reason, log = report(exc, context)
+    error(reason)
+    if log is not None:
+        print(f"medviewer: the details are in {log}", file=sys.stderr, flush=True)
+    else:
+        print("medviewer: (no log file could be written for the details)", file=sys.stderr, flush=True)
+    return 1
+
+
+def _clean_stale_temporaries() -> None:
+    """Remove temporary files that killed autosaves left in the data folder (never fails a command)."""
+    try:
+        from medviewer.io.recovery import clean_stale_temporaries
+
+        clean_stale_temporaries()
+    except Exception:
+        pass
+
+
+def _run(args, argv: list[str]) -> int:
+    if args.command == "info":
+        return cmd_info(args.path, args.json)
+    if args.command == "convert":
+        if args.seg or args.reference:
+            from medviewer.cli_labels import cmd_convert_labels
+
+            return cmd_convert_labels(args)
+        return cmd_convert(args.input, args.output, args.series)
+    if args.command == "stats":
+        from medviewer.cli_labels import cmd_stats
+
+        return cmd_stats(args)
+    if args.command == "train":
+        from medviewer.cli_ai import cmd_train
+
+        return cmd_train(args, argv)
+    if args.command == "features":
+        from medviewer.cli_features import cmd_features
+
+        return cmd_features(args)
+    if args.command == "evaluate":
+        return cmd_evaluate(args)
+    if args.command == "infer":
+        from medviewer.cli_ai import cmd_infer
+
+        return cmd_infer(args)
+    if args.command == "models":
+        return cmd_models(args.models, args.json)
+    if args.command == "screenshot":
+        from medviewer.app import run_screenshot
+
+        check_screenshot_options(args)
+        return run_screenshot(args)
+    if args.command == "view":
+        from medviewer.app import run_viewer
+
+        return run_viewer(args.paths)
+    _parser().print_help()
+    return 2
+
+
+# --- checks of option values, made before any work starts ------------------------------------
+def check_model_dirs(dirs: list[str] | None) -> None:
+    """Every --models DIR must be an existing folder."""
+    for d in dirs or []:
+        if not os.path.exists(d):
+            raise MedViewerError(f"--models {d}: no such folder")
+        if not os.path.isdir(d):
+            raise MedViewerError(f"--models {d}: is a file, not a folder (give the folder holding the models)")
+
+
+def check_device(device: str | None) -> None:
+    """--device must be auto, cpu, cuda, cuda:N or mps (whether it is present is checked when used)."""
+    import re
+
+    from medviewer.ai.device import VALID
+
+    if device is not None and not re.fullmatch(r"(auto|cpu|mps|cuda(:\d+)?)", device.strip().lower()):
+        raise MedViewerError(f"--device {device!r}: unknown device; use one of {', '.join(VALID)} (or cuda:N)")
+
+
+def check_number(option: str, value, minimum: float = 0, inclusive: bool = False) -> None:
+    """OPTION's value (when given) must be a finite number above MINIMUM (at least it, when inclusive)."""
+    import math
+
+    if value is None:
+        return
+    if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+        bound = ("a finite number" if minimum == float("-inf") else f"at least {minimum:g}" if inclusive
+                 else "a positive number" if minimum == 0 else f"above {minimum:g}")
+        raise MedViewerError(f"{option} {value:g}: must be {bound}")
+
+
+def check_input_folder(option: str, path: str) -> None:
+    """An input folder given with OPTION must exist and be a folder."""
+    if not os.path.exists(path):
+        raise MedViewerError(f"{option} {path}: no such folder")
+    if not os.path.isdir(path):
+        raise MedViewerError(f"{option} {path}: is a file; give a folder")
+
+
+def check_output_folder(option: str, path: str) -> None:
+    """An output folder given with OPTION must exist or be creatable (created here), and not be a file."""
+    if os.path.isdir(path):
+        return
+    if os.path.exists(path):
+        raise MedViewerError(f"{option} {path}: is a file, not a folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        from medviewer.io.messages import os_reason
+
+        raise MedViewerError(f"{option} {path}: cannot create the folder ({os_reason(exc)})") from exc
+
+
+def check_output_file(option: str, path: str) -> None:
+    """An output file given with OPTION must be in an existing folder and not be a folder."""
+    if os.path.isdir(path):
+        raise MedViewerError(f"{option} {path}: is a folder; give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        if os.path.exists(folder):
+            raise MedViewerError(f"{option} {path}: {folder} is a file, not a folder")
+        raise MedViewerError(f"{option} {path}: no such folder {folder}")
+
+
+def check_screenshot_options(args) -> None:
+    check_model_dirs(args.models)
+    check_device(args.device)
+    check_output_file("--out", args.out)
+    if not args.out.lower().endswith(".png"):
+        raise MedViewerError(f"--out {args.out}: a screenshot is a PNG; name the file .png")
+    if args.size:
+        parts = args.size.lower().split("x")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise MedViewerError(f"--size {args.size!r}: use WIDTHxHEIGHT, e.g. 1200x800")
+        if not all(64 <= int(p) <= 16384 for p in parts):
+            raise MedViewerError(f"--size {args.size}: width and height must be 64 to 16384 pixels")
+    check_number("--window", args.window)
+    check_number("--level", args.level, float("-inf"))  # any finite number
 
 
 def _report_problems(found) -> None:
-    for problem in found.problems:
-        print(f"medviewer: warning: {problem}", file=sys.stderr)
+    """Unreadable files as warnings, unless the error about finding nothing will say it."""
+    if found.report_problems_separately():
+        for problem in found.problems:
+            warning(str(problem))
 
 
 def cmd_info(path: str, as_json: bool) -> int:
@@ -154,8 +290,7 @@ def cmd_info(path: str, as_json: bool) -> int:
             for w in i["warnings"]:
                 print(f"    warning: {w}")
     if not infos:
-        reason = f" ({found.problems[0]})" if found.problems else ""
-        print(f"medviewer: error: no images found under {path}{reason}", file=sys.stderr)
+        error(found.nothing_found())
         return 1
     return 0
 
@@ -164,17 +299,19 @@ def cmd_evaluate(args) -> int:
     from medviewer.ai.evaluation import evaluate
     from medviewer.ai.registry import find_model
 
+    check_model_dirs(args.models)
+    check_device(args.device)
+    check_number("--limit", args.limit, 1, inclusive=True)
+    if os.path.isfile(args.data):
+        raise MedViewerError(f"--data {args.data}: is a file; give a folder")
+    if args.roc_png:
+        check_output_file("--roc-png", args.roc_png)
     spec = find_model(args.model, args.models).spec
     if args.roc_png and spec.task != "classification":
         raise MedViewerError(f"--roc-png: {spec.name} is a {spec.task} model; "
                              "ROC curves are for classification models")
-    if args.roc_png and not os.path.isdir(os.path.dirname(os.path.abspath(args.roc_png))):
-        raise MedViewerError(f"--roc-png {args.roc_png}: no such folder")
     if args.out:
-        try:
-            os.makedirs(args.out, exist_ok=True)
-        except OSError as exc:
-            raise MedViewerError(f"{args.out}: cannot create the output folder ({exc.strerror or exc})") from exc
+        check_output_folder("--out", args.out)
     result = evaluate(spec, args.data, args.device, args.limit,
                       progress=lambda line: print(line, file=sys.stderr, flush=True))
     written = []
@@ -209,9 +346,11 @@ def _write_json(path: str, data: dict) -> str:
         fh.write("\n")
 
     try:
-        return write_atomically(path, dump, text=True)
+        return write_atomically(path, dump, suffix=".json", text=True)
     except OSError as exc:
-        raise MedViewerError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+        from medviewer.io.messages import os_reason
+
+        raise MedViewerError(f"{path}: cannot write ({os_reason(exc)})") from exc
 
 
 def _file_stem(name: str) -> str:
@@ -222,7 +361,12 @@ def _file_stem(name: str) -> str:
 def cmd_models(extra: list[str], as_json: bool) -> int:
     from medviewer.ai.registry import discover_models, model_dirs
 
+    check_model_dirs(extra)
     entries = discover_models(extra)
+    for d in extra:
+        root = Path(d).resolve()
+        if not any(e.folder.resolve() == root or root in e.folder.resolve().parents for e in entries):
+            warning(f"--models {d}: no model folder in it (a model folder holds a manifest)")
     if as_json:
         print(json.dumps([e.info() for e in entries], indent=1))
         return 0
@@ -237,16 +381,17 @@ def cmd_models(extra: list[str], as_json: bool) -> int:
 
 def cmd_convert(src: str, dst: str, series: str | None) -> int:
     from medviewer.io import discover, write_volume
-    from medviewer.io.writer import WRITABLE
+    from medviewer.io.writer import WRITABLE, check_target
     from medviewer.io.sitk_image import extension_of
 
     if extension_of(dst) not in WRITABLE:
         raise MedViewerError(f"{dst}: unsupported output format; use one of {', '.join(WRITABLE)}")
+    check_target(dst)
     found = discover(src)
     _report_problems(found)
     volume = found.find(series).load()
     for w in volume.warnings:
-        print(f"medviewer: warning: {w}", file=sys.stderr)
+        warning(w)
     write_volume(volume, dst)
     print(f"wrote {dst} ({volume.describe()})")
     return 0

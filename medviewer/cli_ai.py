@@ -61,7 +61,34 @@ def _stem(path: str) -> str:
     return stem
 
 
+def _check_train_options(args) -> None:
+    from medviewer.cli import check_input_folder, check_number
+
+    check_number("--epochs", args.epochs, 1, inclusive=True)
+    check_number("--minutes", args.minutes)
+    check_number("--limit", args.limit, 1, inclusive=True)
+    check_number("--image-size", args.image_size, 16, inclusive=True)
+    check_number("--folds", args.folds, 2, inclusive=True)
+    if args.size and any(v < 16 or v % 16 for v in args.size):
+        raise MedViewerError(f"--size {' '.join(map(str, args.size))}: each of z y x must be a multiple of 16 "
+                             "(16 or more)")
+    if args.data is not None and args.task != "roi-classifier":
+        check_input_folder("--data", args.data)
+    if os.path.isfile(args.out):
+        raise MedViewerError(f"--out {args.out}: is a file; give the model folder to write")
+    parent = os.path.dirname(os.path.abspath(args.out))
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent) if os.path.dirname(parent) != parent else ""
+    if parent and not os.path.isdir(parent):
+        raise MedViewerError(f"--out {args.out}: {parent} is a file, not a folder")
+    for option, paths in (("--images", args.images), ("--labels", args.labels)):
+        for p in paths or []:
+            if not os.path.exists(p):
+                raise MedViewerError(f"{option} {p}: no such file or folder")
+
+
 def cmd_train(args, argv: list[str]) -> int:
+    _check_train_options(args)
     name = args.name or os.path.basename(os.path.abspath(args.out))
     command = "medviewer " + " ".join(argv)
 
@@ -116,31 +143,78 @@ def _train_roi_classifier(args, name: str) -> int:
 
 
 def cmd_infer(args) -> int:
+    """Every input is tried; each one that cannot be read or that the model refuses is reported as
+    `medviewer: error: ...` and makes the exit code 1 (the others still give their results)."""
     from medviewer.ai.registry import find_model
+    from medviewer.cli import check_device, check_model_dirs, check_output_folder, error, warning
+    from medviewer.cli_features import check_label
     from medviewer.io import discover
 
+    check_model_dirs(args.models)
+    check_device(args.device)
+    check_label(args.label)
+    if args.label is not None and not args.mask:
+        raise MedViewerError("--label goes with --mask (the ROI's label value in the mask)")
+    if args.mask and not os.path.isfile(args.mask):
+        raise MedViewerError(f"--mask {args.mask}: " + ("is a folder, not a label file" if os.path.isdir(args.mask)
+                                                         else "no such file"))
     spec = find_model(args.model, args.models).spec
     needs_out = spec.task in ("segmentation", "anomaly") or args.explain
     if needs_out and not args.out:
         what = f"--explain {args.explain}" if args.explain else f"{spec.name} ({spec.task})"
         raise MedViewerError(f"{what} writes maps: give --out DIR")
     if args.out:
-        os.makedirs(args.out, exist_ok=True)
+        check_output_folder("--out", args.out)
     failures = 0
+    used_stems: set[str] = set()
     for path in args.inputs:
-        found = discover(path)
+        try:
+            found = discover(path)
+        except MedViewerError as exc:
+            error(str(exc))
+            failures += 1
+            continue
         for problem in found.problems:
-            print(f"medviewer: warning: {problem}", file=sys.stderr)
+            error(str(problem))
+            failures += 1
+        if not found.sources and not found.problems:
+            error(found.nothing_found())
+            failures += 1
         for source in found.sources:
             where = source.files[0] if len(source.files) == 1 else path
+            stem = _unique_stem(_stem(where), getattr(source, "timepoint", None), used_stems)
             try:
-                record = _infer_one(spec, source.load(), where, args)
+                volume = source.load()
+                for w in volume.warnings:
+                    warning(_about(where, w))
+                record = _infer_one(spec, volume, where, args, stem)
+                if getattr(source, "timepoint", None) is not None:
+                    record["time_point"] = source.timepoint + 1
             except MedViewerError as exc:
-                print(f"medviewer: warning: {where}: {exc}", file=sys.stderr)
+                error(_about(where, exc))
                 failures += 1
                 continue
             print(json.dumps(record) if args.json else _line(record), flush=True)
     return 1 if failures else 0
+
+
+def _unique_stem(stem: str, timepoint: int | None, used: set[str]) -> str:
+    """Output names that do not overwrite each other: 4D time points get _t1, _t2 ...; inputs
+    of the same name (from different folders) _2, _3 ..."""
+    if timepoint is not None:
+        stem = f"{stem}_t{timepoint + 1}"
+    unique, n = stem, 1
+    while unique in used:
+        n += 1
+        unique = f"{stem}_{n}"
+    used.add(unique)
+    return unique
+
+
+def _about(where: str, message) -> str:
+    """MESSAGE naming WHERE once (many messages name their file already)."""
+    text = str(message)
+    return text if text.startswith(where) or text.startswith(os.path.abspath(where)) else f"{where}: {text}"
 
 
 def _line(record: dict) -> str:
@@ -156,14 +230,14 @@ def _line(record: dict) -> str:
     return " ".join(parts)
 
 
-def _infer_one(spec, volume, where: str, args) -> dict:
+def _infer_one(spec, volume, where: str, args, stem: str | None = None) -> dict:
     from medviewer.ai.service import run_task
     from medviewer.io import write_volume
     from medviewer.io.overlay_png import write_overlay_png
 
     quiet = (lambda fraction, message: None)
     record: dict = {"input": where}
-    stem = _stem(where)
+    stem = stem or _stem(where)
     if spec.task == "segmentation":
         result = run_task("segment", spec, volume, args.device, quiet, lambda: False)
         record["output"] = write_volume(result["labels"], os.path.join(args.out, f"{stem}.nii.gz"))

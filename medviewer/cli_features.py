@@ -56,14 +56,25 @@ def load_roi_arrays(image_path: str, mask_path: str, label: int | None):
     return image, roi
 
 
+def check_label(label: int | None) -> None:
+    """--label names an ROI: 1 or more (0 is the background)."""
+    if label is not None and label < 1:
+        raise MedViewerError(f"--label {label}: must be at least 1 (0 is the background)")
+
+
 def cmd_features(args) -> int:
+    from medviewer.cli import check_number
     from medviewer.processing.radiomics import compute_features
 
+    check_number("--bin-number", args.bin_number, 1, inclusive=True)
+    check_number("--bin-size", args.bin_size)
+    check_number("--resample", args.resample)
+    check_label(args.label)
     image, roi = load_roi_arrays(args.image, args.mask, args.label)
-    resample = (args.resample,) * 3 if args.resample else None
+    resample = (args.resample,) * 3 if args.resample is not None else None
+    bin_number = args.bin_number if args.bin_number is not None else (None if args.bin_size is not None else 32)
     feats = compute_features(image.data, roi, image.spacing, families=args.family, aggregations=args.aggregation,
-                             bin_number=args.bin_number or (None if args.bin_size else 32), bin_size=args.bin_size,
-                             resample_to=resample)
+                             bin_number=bin_number, bin_size=args.bin_size, resample_to=resample)
     rows = [f.as_dict() for f in feats]
     for r in rows:
         if isinstance(r["value"], float) and math.isnan(r["value"]):

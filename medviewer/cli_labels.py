@@ -6,7 +6,7 @@ Structure Set; DICOM label objects are placed on the image through their referen
 from __future__ import annotations
 
 import json
-import sys
+import os
 
 from medviewer.core.errors import MedViewerError
 
@@ -44,15 +44,15 @@ def dicom_sop_class(path: str) -> str:
 
 
 def _load_reference(path: str, series: str | None):
+    from medviewer.cli import _report_problems, warning
     from medviewer.io import discover
 
     found = discover(path)
-    for problem in found.problems:
-        print(f"medviewer: warning: {problem}", file=sys.stderr)
+    _report_problems(found)
     source = found.find(series)
     volume = source.load()
     for w in volume.warnings:
-        print(f"medviewer: warning: {w}", file=sys.stderr)
+        warning(w)
     return source, volume
 
 
@@ -75,13 +75,20 @@ def load_any_labels(path: str, source, volume, resample: bool = False):
     except LabelGeometryMismatch as exc:
         if not resample:
             raise MedViewerError(f"{exc} (use --resample to resample them onto the image)") from None
-        print(f"medviewer: warning: {exc}; resampled (nearest neighbour)", file=sys.stderr)
+        from medviewer.cli import warning
+
+        warning(f"{exc}; resampled (nearest neighbour)")
         return resample_labels_to(path, volume)
 
 
 def cmd_stats(args) -> int:
+    from medviewer.cli import check_output_file
     from medviewer.processing.label_stats import label_statistics, write_csv
 
+    if args.csv:
+        check_output_file("--csv", args.csv)
+    if not os.path.exists(args.labels):
+        raise MedViewerError(f"{args.labels}: no such file")
     source, volume = _load_reference(args.image, args.series)
     labelmap = load_any_labels(args.labels, source, volume, args.resample)
     stats = label_statistics(volume, labelmap)
@@ -123,9 +130,11 @@ def cmd_convert_labels(args) -> int:
         if getattr(source, "kind", "") != "dicom":
             raise MedViewerError(f"{args.reference}: a DICOM SEG needs a DICOM series as --reference")
         write_seg(labelmap, volume, source, args.output)
-        warning = blank_uid_warning(source)
-        if warning:
-            print(f"medviewer: warning: {warning}", file=sys.stderr)
+        from medviewer.cli import warning
+
+        blank = blank_uid_warning(source)
+        if blank:
+            warning(blank)
         what = "DICOM SEG"
     else:
         save_labels(labelmap, volume, args.output)

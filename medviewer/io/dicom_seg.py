@@ -16,9 +16,7 @@ of the instance it was derived from); a SEG of another frame of reference or ser
 from __future__ import annotations
 
 import copy
-import os
 import re
-import tempfile
 
 import numpy as np
 import pydicom
@@ -26,7 +24,8 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import UID, generate_uid
 
 from medviewer import __version__
-from medviewer.io.writer import publish
+from medviewer.io.messages import os_reason
+from medviewer.io.writer import check_target, write_path_atomically
 from medviewer.core.errors import ImageReadError, ImageWriteError, MedViewerError
 from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.core.volume import Volume
@@ -128,9 +127,7 @@ def write_seg(labelmap: LabelMap, image: Volume, source_series, path: str) -> st
     import highdicom as hd
 
     path = str(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ImageWriteError(f"{path}: folder {folder} does not exist")
+    check_target(path)
     if labelmap.data.shape != image.shape or image.shape[0] != len(source_series.frames):
         raise ImageWriteError(f"{path}: the labels {labelmap.data.shape} do not match the source series "
                               f"({len(source_series.frames)} slices of {image.shape[1]}x{image.shape[2]})")
@@ -160,15 +157,10 @@ def write_seg(labelmap: LabelMap, image: Volume, source_series, path: str) -> st
             series_description=f"Labels {labelmap.name}"[:64], omit_empty_frames=True)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ImageWriteError(f"{path}: cannot build the DICOM SEG: {' '.join(str(exc).split())[:200]}") from exc
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".dcm", dir=folder)
-    os.close(fd)
     try:
-        seg.save_as(tmp)
-        publish(tmp, path)
+        write_path_atomically(path, seg.save_as, suffix=".dcm")
     except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise ImageWriteError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+        raise ImageWriteError(f"{path}: cannot write: {os_reason(exc)}") from exc
     return path
 
 

@@ -24,7 +24,7 @@ def _walk(root: str) -> list[str]:
 def discover(path: str) -> Discovery:
     """Scan PATH; unreadable files are reported as problems, the rest still load."""
     path = os.path.abspath(os.path.expanduser(str(path)))
-    result = Discovery()
+    result = Discovery(root=path)
     if not os.path.exists(path):
         raise MedViewerError(f"{path}: no such file or folder")
     explicit = os.path.isfile(path)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 
 import numpy as np
 import SimpleITK as sitk
@@ -17,8 +16,10 @@ import SimpleITK as sitk
 from medviewer.core.errors import ImageReadError, ImageWriteError, MedViewerError
 from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.core.volume import Volume
-from medviewer.io.sitk_image import extension_of
-from medviewer.io.writer import publish, to_sitk
+from medviewer.core.tempfiles import discard, temp_beside
+from medviewer.io.messages import os_reason, plain_reason
+from medviewer.io.sitk_image import check_complete, extension_of
+from medviewer.io.writer import check_target, publish, to_sitk
 
 LABEL_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".seg.nrrd")
 SPACING_RTOL = 1e-4  # relative
@@ -91,36 +92,31 @@ def save_labels(labelmap: LabelMap, image: Volume, path: str) -> list[str]:
         raise ImageWriteError(f"{path}: labels are saved as {', '.join(LABEL_EXTENSIONS)}, not '{ext or 'no extension'}'")
     if labelmap.data.shape != image.shape:
         raise ImageWriteError(f"{path}: the label map {labelmap.data.shape} does not match the image {image.shape}")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ImageWriteError(f"{path}: folder {folder} does not exist")
+    check_target(path)
     label_image = to_sitk(image.copy_geometry(labelmap.data.astype(np.uint8, copy=False)))
     if ext == ".seg.nrrd":
         _slicer_keys(label_image, labelmap.table, labelmap.values_present())
     itksnap, ctbl = companion_paths(path)
     staged: list[tuple[str, str]] = []
     try:
-        tmp = _temp_beside(path, ".nii.gz" if ext == ".nii.gz" else os.path.splitext(path)[1], staged)
+        tmp = _temp_beside(path, ext if ext != ".seg.nrrd" else ".nrrd", staged)
         sitk.WriteImage(label_image, tmp, useCompression=ext != ".nii")
         for text, final in ((itksnap_text(labelmap.table), itksnap), (slicer_ctbl_text(labelmap.table), ctbl)):
-            with open(_temp_beside(final, ".tmp", staged), "w", encoding="utf-8") as fp:
+            with open(_temp_beside(final, "", staged), "w", encoding="utf-8") as fp:
                 fp.write(text)
         for tmp, final in staged:
             publish(tmp, final)
     except (RuntimeError, OSError) as exc:
         for tmp, _ in staged:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())[-200:]
+            discard(tmp)
+        reason = os_reason(exc) if isinstance(exc, OSError) else plain_reason(exc, writing=True)
         raise ImageWriteError(f"{path}: cannot save labels: {reason}") from exc
     labelmap.modified = False
     return [final for _, final in staged]
 
 
 def _temp_beside(final: str, suffix: str, staged: list) -> str:
-    folder, base = os.path.split(os.path.abspath(final))
-    fd, tmp = tempfile.mkstemp(prefix="." + base + ".", suffix=suffix, dir=folder)
-    os.close(fd)
+    tmp = temp_beside(final, suffix)
     staged.append((tmp, final))
     return tmp
 
@@ -177,12 +173,17 @@ def _check_values(data: np.ndarray, where: str) -> np.ndarray:
 
 def _read_label_image(path: str) -> tuple[sitk.Image, np.ndarray]:
     path = str(path)
+    if os.path.isdir(path):
+        raise ImageReadError(path, "this is a folder, not a label file")
     if not os.path.isfile(path):
         raise ImageReadError(path, "no such file")
+    if os.path.getsize(path) == 0:
+        raise ImageReadError(path, "the file is empty")
     try:
         image = sitk.ReadImage(path)
     except RuntimeError as exc:
-        raise ImageReadError(path, "not a readable label image: " + " ".join(str(exc).split())[-200:]) from exc
+        raise ImageReadError(path, f"not a readable label image: {plain_reason(exc)}") from exc
+    check_complete(path, image)
     if image.GetNumberOfComponentsPerPixel() != 1 or image.GetDimension() not in (2, 3):
         raise ImageReadError(path, f"a label image has one value per voxel in 2D or 3D, this one has "
                                    f"{image.GetNumberOfComponentsPerPixel()} in {image.GetDimension()}D")

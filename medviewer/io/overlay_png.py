@@ -16,6 +16,7 @@ from medviewer.core.colormaps import colour_table, heat_rgba
 from medviewer.core.display import default_window
 from medviewer.core.errors import ImageWriteError, MedViewerError
 from medviewer.core.volume import Volume
+from medviewer.io.messages import os_reason
 from medviewer.io.writer import write_atomically
 
 BAR_WIDTH, MARGIN = 18, 10
@@ -80,5 +81,5 @@ def write_overlay_png(path: str | os.PathLike, volume: Volume, heat: np.ndarray,
     try:
         write_atomically(path, lambda fh: image.save(fh, format="PNG"), suffix=".png")
     except OSError as exc:
-        raise ImageWriteError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+        raise ImageWriteError(f"{path}: cannot write: {os_reason(exc)}") from exc
     return path

@@ -11,11 +11,25 @@ import numpy as np
 
 from medviewer.core.labels import Label, LabelMap, LabelTable
 from medviewer.core.paths import data_dir
+from medviewer.core.tempfiles import remove_stale_in, write_atomically
+
+
+def recovery_folder() -> str:
+    return str(data_dir() / "recovery")
+
+
+def clean_stale_temporaries() -> list[str]:
+    """Remove the temporaries that killed autosaves left in the recovery and session folders
+    (only our own, of writers no longer running); run at start. Never raises."""
+    removed = []
+    for folder in (recovery_folder(), str(data_dir() / "sessions")):
+        removed += remove_stale_in(folder)
+    return removed
 
 
 def recovery_path(image_key: str) -> str:
     digest = hashlib.sha1(image_key.encode()).hexdigest()[:16]
-    return str(data_dir() / "recovery" / f"{digest}.npz")
+    return os.path.join(recovery_folder(), f"{digest}.npz")
 
 
 def save_recovery(image_key: str, label_maps: list[LabelMap]) -> str:
@@ -39,13 +53,13 @@ def write_recovery(image_key: str, snapshot: tuple[list[dict], dict]) -> str:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, meta=np.frombuffer(json.dumps(
         {"image": image_key, "saved": time.time(), "maps": tables}).encode(), dtype=np.uint8), **arrays)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
+
+    def fill(f) -> None:
         f.write(buffer.getvalue())
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+
+    return write_atomically(path, fill, suffix=".npz")
 
 
 def load_recovery(image_key: str, shape: tuple[int, int, int]) -> list[LabelMap]:

@@ -13,6 +13,7 @@ import os
 from PIL import Image, ImageDraw, ImageFont
 
 from medviewer.core.errors import ImageWriteError, MedViewerError
+from medviewer.io.messages import os_reason
 from medviewer.io.writer import write_atomically
 
 WIDTH, HEIGHT = 640, 600
@@ -37,7 +38,7 @@ def write_roc_png(path: str | os.PathLike, curves: list[dict], title: str = "ROC
     try:
         write_atomically(path, lambda fh: image.save(fh, format="PNG", optimize=True), suffix=".png")
     except OSError as exc:
-        raise ImageWriteError(f"{path}: cannot write the ROC plot ({exc.strerror or exc})") from exc
+        raise ImageWriteError(f"{path}: cannot write the ROC plot ({os_reason(exc)})") from exc
     return path
 
 

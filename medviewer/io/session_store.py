@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from medviewer.core.measurements import Measurement
 from medviewer.core.paths import data_dir
+from medviewer.core.tempfiles import write_atomically
 
 
 def _key(image_key: str) -> str:
@@ -21,9 +21,8 @@ def _path(image_key: str) -> Path:
 def save_measurements(image_key: str, measurements: list[Measurement]) -> None:
     path = _path(image_key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"image": image_key, "measurements": [m.to_dict() for m in measurements]}))
-    os.replace(tmp, path)
+    text = json.dumps({"image": image_key, "measurements": [m.to_dict() for m in measurements]})
+    write_atomically(str(path), lambda fh: fh.write(text), suffix=".json", text=True)
 
 
 def load_measurements(image_key: str) -> list[Measurement]:

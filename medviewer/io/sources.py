@@ -67,24 +67,45 @@ class Discovery:
     sources: list[ImageSource] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     skipped: int = 0  # files that are not images at all (README, JSON ...)
+    root: str = ""  # the path that was scanned
+
+    def nothing_found(self) -> str:
+        """Why no source was found, in one line naming the path (for an error message)."""
+        if len(self.problems) == 1 and self.problems[0].path == self.root:
+            return str(self.problems[0])  # the one file named could not be read: say why
+        where = f" under {self.root}" if self.root else ""
+        if self.problems:
+            n = len(self.problems)
+            return (f"no images found{where} ({n} file{'s' if n > 1 else ''} could not be read"
+                    + (f"; the first: {self.problems[0]})" if n > 1 else f": {self.problems[0]})"))
+        if self.skipped:
+            return f"no images found{where} ({self.skipped} file(s) that are not images)"
+        return f"no images found{where}"
+
+    def report_problems_separately(self) -> bool:
+        """Whether the problems need lines of their own (nothing_found() says it all otherwise)."""
+        return bool(self.sources) or len(self.problems) > 1
 
     def find(self, series_id: str | None) -> ImageSource:
         """The source named by id (or 1-based position); the only one when id is None."""
         from medviewer.core.errors import MedViewerError
 
         if not self.sources:
-            raise MedViewerError("no images found" + (f" ({self.problems[0]})" if self.problems else ""))
+            raise MedViewerError(self.nothing_found())
         if series_id is None:
             if len(self.sources) > 1:
                 ids = ", ".join(s.id for s in self.sources)
-                raise MedViewerError(f"{len(self.sources)} series found; choose one with --series ({ids})")
+                where = f" under {self.root}" if self.root else ""
+                raise MedViewerError(f"{len(self.sources)} series found{where}; choose one with --series ({ids})")
             return self.sources[0]
         for source in self.sources:
             if source.id == series_id:
                 return source
         if series_id.isdigit() and 1 <= int(series_id) <= len(self.sources):
             return self.sources[int(series_id) - 1]
-        raise MedViewerError(f"no series with id {series_id!r}; found: " + ", ".join(s.id for s in self.sources))
+        where = f" under {self.root}" if self.root else ""
+        raise MedViewerError(f"no series with id {series_id!r}{where}; found: "
+                             + ", ".join(f"[{n}] {s.id}" for n, s in enumerate(self.sources, 1)))
 
 
 def _common_dir(paths: list[str]) -> str:

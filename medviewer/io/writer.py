@@ -1,16 +1,19 @@
-"""Write volumes to NIfTI, NRRD and MetaImage with their geometry (via SimpleITK)."""
+"""Write volumes to NIfTI, NRRD and MetaImage with their geometry (via SimpleITK).
+
+Every file goes through a temporary beside the target and a rename (medviewer.core.tempfiles:
+`write_atomically` and `publish` are re-exported here for the other io writers)."""
 from __future__ import annotations
 
 import os
-import tempfile
-from typing import IO, Callable
 
 import numpy as np
 import SimpleITK as sitk
 
 from medviewer.core.errors import ImageWriteError
+from medviewer.core.tempfiles import publish, write_atomically, write_path_atomically  # noqa: F401 (re-exported)
 from medviewer.core.volume import Volume
 from medviewer.io.sitk_image import extension_of
+from medviewer.io.messages import os_reason, plain_reason
 
 WRITABLE = (".nii", ".nii.gz", ".nrrd", ".mha", ".mhd")
 
@@ -28,54 +31,38 @@ def to_sitk(volume: Volume) -> sitk.Image:
     return image
 
 
-def publish(tmp: str, final: str) -> None:
-    """Move a finished temporary file into place with the usual permissions (mkstemp makes 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, final)
-
-
-def write_atomically(path: str, write: Callable[[IO], None], *, suffix: str = ".tmp", text: bool = False) -> str:
-    """Write a file through a temporary one beside it, then publish it (rename); on failure the
-    temporary is removed and the OSError propagates. write(fh) fills the open temporary file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix, dir=folder)
-    try:
-        with (os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb")) as fh:
-            write(fh)
-        publish(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def write_volume(volume: Volume, path: str) -> str:
-    """Write atomically (temporary file, then rename). Returns the path written."""
+    """Write atomically (temporary file, then rename). Returns the path written. Raises
+    ImageWriteError naming the file, with a reason in plain words; the old file, if any, is intact
+    and no temporary is left (one left by a killed save is removed by the next save)."""
+    path = os.fspath(path)
     ext = extension_of(path)
     if ext not in WRITABLE:
         raise ImageWriteError(f"{path}: cannot write '{ext or 'no extension'}' files; use one of "
                               + ", ".join(WRITABLE))
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ImageWriteError(f"{path}: folder {folder} does not exist")
+    check_target(path)
     image = to_sitk(volume)
-    base = os.path.basename(path)
     if ext == ".mhd":  # header + .raw pair: the pair cannot be renamed atomically as one
         try:
             sitk.WriteImage(image, path, useCompression=False)
         except RuntimeError as exc:
-            raise ImageWriteError(f"{path}: {exc}") from exc
+            raise ImageWriteError(f"{path}: cannot write: {plain_reason(exc, writing=True)}") from exc
         return path
-    fd, tmp = tempfile.mkstemp(prefix="." + base + ".", suffix=ext, dir=folder)
-    os.close(fd)
     try:
-        sitk.WriteImage(image, tmp, useCompression=ext in (".nii.gz", ".nrrd", ".mha"))
-        publish(tmp, path)
-    except (RuntimeError, OSError) as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise ImageWriteError(f"{path}: {' '.join(str(exc).split())[:300]}") from exc
+        write_path_atomically(path, lambda tmp: sitk.WriteImage(
+            image, tmp, useCompression=ext in (".nii.gz", ".nrrd", ".mha")), suffix=ext)
+    except RuntimeError as exc:
+        raise ImageWriteError(f"{path}: cannot write: {plain_reason(exc, writing=True)}") from exc
+    except OSError as exc:
+        raise ImageWriteError(f"{path}: cannot write: {os_reason(exc)}") from exc
     return path
+
+
+def check_target(path: str) -> None:
+    """ImageWriteError unless PATH can be a new or replaced file: its folder exists, it is no folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ImageWriteError(f"{path}: is a folder; give a file name")
+    if not os.path.isdir(folder):
+        what = "is a file, not a folder" if os.path.exists(folder) else "does not exist"
+        raise ImageWriteError(f"{path}: folder {folder} {what}")

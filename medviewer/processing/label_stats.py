@@ -11,11 +11,11 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 
 import numpy as np
 
 from medviewer.core.errors import MedViewerError
+from medviewer.core.tempfiles import write_atomically
 from medviewer.core.volume import Volume
 
 FIELDS = ["label", "name", "voxels", "volume_mm3", "area_mm2", "mean", "std", "min", "max", "median"]
@@ -66,18 +66,13 @@ def csv_text(stats: list[dict]) -> str:
 def write_csv(stats: list[dict], path: str) -> str:
     """Write the statistics as CSV (atomically: a temporary file, then a rename)."""
     path = str(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = None
+    text = csv_text(stats)
+    if os.path.isdir(path):
+        raise MedViewerError(f"{path}: is a folder; give a file name for the statistics")
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".csv", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fp:
-            fp.write(csv_text(stats))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        write_atomically(path, lambda fp: fp.write(text), suffix=".csv", text=True, newline="")
     except OSError as exc:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
-        raise MedViewerError(f"{path}: cannot write statistics: {exc.strerror or exc}") from exc
+        folder = os.path.dirname(os.path.abspath(path))
+        reason = f"folder {folder} does not exist" if not os.path.isdir(folder) else (exc.strerror or str(exc))
+        raise MedViewerError(f"{path}: cannot write statistics: {reason}") from exc
     return path

@@ -239,4 +239,4 @@ def test_disk_full_during_the_renames_leaves_nothing_behind(tmp_path, ct, monkey
     monkeypatch.setattr(os, "replace", full)
     with pytest.raises(ImageWriteError) as info:
         save_labels(lm, ct, str(tmp_path / "labels.nrrd"))
-    _assert_failed_cleanly(tmp_path, lm, before, info, "No space left on device")
+    _assert_failed_cleanly(tmp_path, lm, before, info, "the disk is full")

@@ -11,6 +11,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from medviewer.core.tempfiles import write_path_atomically
+
 
 class BestCheckpoint:
     """The best-scoring state so far (higher is better) and the epochs since it improved."""
@@ -28,9 +30,8 @@ class BestCheckpoint:
             self.since = 0
             if self.path is not None:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-                tmp = f"{self.path}.tmp"
-                torch.save({k: v.detach().cpu().contiguous() for k, v in self.state.items()}, tmp)
-                os.replace(tmp, self.path)
+                state = {k: v.detach().cpu().contiguous() for k, v in self.state.items()}
+                write_path_atomically(str(self.path), lambda tmp: torch.save(state, tmp), suffix=".pt")
         else:
             self.since += 1
         return better

@@ -7,6 +7,7 @@ from typing import Any
 
 from medviewer.ai.registry import ModelSpec, check_weights
 from medviewer.core.errors import MedViewerError
+from medviewer.core.tempfiles import write_path_atomically
 
 TRUSTED_PREFIXES = ("sklearn.",)  # estimator classes only; functions and other types are refused
 _cache: dict[str, tuple[float, Any]] = {}
@@ -15,9 +16,7 @@ _cache: dict[str, tuple[float, Any]] = {}
 def save(estimator: Any, path: str | os.PathLike) -> None:
     import skops.io as sio
 
-    tmp = f"{path}.tmp"
-    sio.dump(estimator, tmp)
-    os.replace(tmp, path)
+    write_path_atomically(os.fspath(path), lambda tmp: sio.dump(estimator, tmp), suffix=".skops")
 
 
 def load(spec: ModelSpec) -> Any:
