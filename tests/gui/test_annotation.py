@@ -101,7 +101,7 @@ def test_eraser_locked_labels_and_number_keys(win, qtbot):
     _click(qtbot, view, (193, 250, z))
     assert data[250, 193] == 1  # painted over label 2
     win.activateWindow()
-    qtbot.waitUntil(win.isActiveWindow, timeout=3000)
+    qtbot.waitUntil(win.isActiveWindow, timeout=30_000)
     qtbot.keyClick(win.grid.views["axial"], QtCore.Qt.Key_3)
     assert win.session.active_value == 3
 
@@ -321,7 +321,7 @@ def test_layer_panel_lists_label_maps_and_hides_them(win, qtbot):
     z = int(win.session.cursor[2])
     ctl.set_tool("rectangle")
     _drag(qtbot, view, [(200, 200, z), (230, 230, z)])
-    qtbot.waitUntil(lambda: win.layer_panel.list.count() == 2, timeout=3000)
+    qtbot.waitUntil(lambda: win.layer_panel.list.count() == 2, timeout=30_000)
     top = win.layer_panel.list.item(0)
     assert top.text().startswith("Labels: ")
     red = lambda: grab(view)[tuple(int(v) for v in screen_xy(view, (215, 215, z))[::-1])]  # noqa: E731

@@ -214,7 +214,7 @@ def test_layout_and_recent_files_are_kept_between_runs(win, qtbot):
 def test_cine_plays_through_slices(win, qtbot):
     z0 = int(win.session.cursor[2])
     win.set_cine(True, fps=50)
-    qtbot.waitUntil(lambda: int(win.session.cursor[2]) != z0, timeout=3000)
+    qtbot.waitUntil(lambda: int(win.session.cursor[2]) != z0, timeout=30_000)
     win.set_cine(False)
 
 

@@ -129,7 +129,7 @@ def test_double_click_and_enter_activate_a_series(browser, sources, qtbot):
     row = sources.index(by_modality(sources, "CT"))
     item = browser.list.item(row)
     centre = browser.list.visualItemRect(item).center()
-    with qtbot.waitSignal(browser.series_activated, timeout=2000) as blocker:
+    with qtbot.waitSignal(browser.series_activated, timeout=30_000) as blocker:
         qtbot.mouseClick(browser.list.viewport(), Qt.MouseButton.LeftButton, pos=centre)
         qtbot.mouseDClick(browser.list.viewport(), Qt.MouseButton.LeftButton, pos=centre)
     assert blocker.args[0] is sources[row]
@@ -137,7 +137,7 @@ def test_double_click_and_enter_activate_a_series(browser, sources, qtbot):
     other = (row + 1) % len(sources)
     browser.list.setCurrentRow(other)
     browser.list.setFocus()
-    with qtbot.waitSignal(browser.series_activated, timeout=2000) as blocker:
+    with qtbot.waitSignal(browser.series_activated, timeout=30_000) as blocker:
         qtbot.keyClick(browser.list, Qt.Key.Key_Return)
     assert blocker.args[0] is sources[other]
 
@@ -162,7 +162,7 @@ def test_a_source_that_fails_to_load_gets_an_error_icon(browser, sources, qtbot)
     broken = copy.copy(by_modality(sources, "XR"))
     broken.id = "broken"
     broken.load = broken_load
-    with qtbot.waitSignal(browser.thumbnail_ready, timeout=5000):
+    with qtbot.waitSignal(browser.thumbnail_ready, timeout=30_000):
         browser.set_sources([broken])
     assert browser.thumbnail("broken") is None and not browser.is_loading()
     assert "disk on fire" in browser.list.item(0).toolTip()

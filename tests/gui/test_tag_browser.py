@@ -94,7 +94,7 @@ def test_filter_by_keyword_tag_and_value(browser, demo_sources):
 def test_typing_in_the_filter_box_filters_after_a_pause(browser, demo_sources, qtbot):
     browser.set_source(demo_sources["CT"])
     qtbot.keyClicks(browser.filter_edit, "kernel")
-    qtbot.waitUntil(lambda: shown_tags(browser) == {"(0018,1210)"}, timeout=2000)
+    qtbot.waitUntil(lambda: shown_tags(browser) == {"(0018,1210)"}, timeout=30_000)
     assert "match" in browser.message_label.text()
 
 

@@ -31,7 +31,7 @@ def test_a_hidden_label_map_stays_hidden_when_another_is_added(win, qtbot):
     first = session.add_label_map(name="first")
     first.paint((slice(z, z + 1), slice(200, 240), slice(200, 240)), np.ones((1, 40, 40), bool), 1)
     panel = win.layer_panel
-    qtbot.waitUntil(lambda: "Labels: first" in _rows(panel), timeout=5000)
+    qtbot.waitUntil(lambda: "Labels: first" in _rows(panel), timeout=30_000)
     red = lambda: grab(view)[tuple(int(v) for v in screen_xy(view, (220, 220, z))[::-1])]  # noqa: E731
     assert int(red()[0]) - int(red()[2]) > 40
     row = next(r for r in range(panel.list.count()) if panel.list.item(r).text() == "Labels: first")
@@ -39,7 +39,7 @@ def test_a_hidden_label_map_stays_hidden_when_another_is_added(win, qtbot):
     assert not first.visible
     assert abs(int(red()[0]) - int(red()[2])) < 10
     session.add_label_map(name="second")  # the views rebuild their label items
-    qtbot.waitUntil(lambda: "Labels: second" in _rows(panel), timeout=5000)
+    qtbot.waitUntil(lambda: "Labels: second" in _rows(panel), timeout=30_000)
     assert not first.visible and _rows(panel)["Labels: first"] is False and _rows(panel)["Labels: second"]
     for v in win.grid.views.values():
         assert not any(item.isVisible() for item in _items_of(v, first))
@@ -51,7 +51,7 @@ def test_a_hidden_label_map_stays_hidden_when_another_is_added(win, qtbot):
 
 def test_the_image_layer_mirrors_its_display_state(win, qtbot):
     panel, view = win.layer_panel, win.grid.views["axial"]
-    qtbot.waitUntil(lambda: any(t.startswith("Image: ") for t in _rows(panel)), timeout=5000)
+    qtbot.waitUntil(lambda: any(t.startswith("Image: ") for t in _rows(panel)), timeout=30_000)
     row = next(r for r in range(panel.list.count()) if panel.list.item(r).text().startswith("Image: "))
     panel.list.setCurrentRow(row)
     shown = grab(view).mean()
@@ -109,7 +109,7 @@ def test_an_exception_in_a_slot_is_reported_and_the_window_keeps_running(win, qt
     button.clicked.connect(broken_slot)
     errors.install(win)
     try:
-        with qtbot.waitSignal(win.problem, timeout=5000) as said:
+        with qtbot.waitSignal(win.problem, timeout=30_000) as said:
             button.click()
     finally:
         errors.uninstall()
