@@ -23,7 +23,7 @@ def discover_paths(paths: list[str]) -> tuple[list, list[str]]:
             problems.append(str(exc))
             continue
         except Exception as exc:  # never let a reader bug take the app down
-            problems.append(f"{path}: unexpected error while reading: {exc}")
+            problems.append(f"{path}: {_unexpected(exc, f'reading {path}')}")
             continue
         sources.extend(found.sources)
         problems.extend(str(p) for p in found.problems)
@@ -38,7 +38,15 @@ def load_failure(source, exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, MemoryError):
         return f"{source.id}: not enough memory to load this series"
-    return f"{source.id}: unexpected error while loading: {exc}"
+    return f"{source.id}: {_unexpected(exc, f'loading {source.id}')}"
+
+
+def _unexpected(exc: BaseException, context: str) -> str:
+    """The reason in one line, and where the stack was logged."""
+    from medviewer.io.error_log import report
+
+    reason, log = report(exc, context)
+    return reason + (f" (details: {log})" if log else "")
 
 
 class Loader(QtCore.QObject):

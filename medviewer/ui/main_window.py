@@ -240,7 +240,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.resizeDocks([self.docks["Series"], self.docks["Measurements"]], [side, side], Qt.Horizontal)
 
     def closeEvent(self, ev) -> None:
-        if not self.annotation.confirm_close():
+        if not getattr(self, "_no_questions", False) and not self.annotation.confirm_close():
             ev.ignore()
             return
         self.cine_timer.stop()
@@ -252,8 +252,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.loader.shutdown()
         self.series_browser.shutdown()
         self.ai_panel.shutdown()  # cancels running models; their results are dropped
+        if getattr(self, "_no_questions", False):
+            self.annotation.autosave()
         self.annotation.finish_background()
         super().closeEvent(ev)
+
+    def close_for_signal(self) -> None:
+        """Close because the process was asked to stop: no question asked, labels autosaved (the
+        recovery file is offered back at the next start)."""
+        self._no_questions = True
+        self.close()
+        QtWidgets.QApplication.quit()
 
     def open_train_classifier(self):
         """The "Train classifier" dialog (non-modal: annotate while it trains)."""

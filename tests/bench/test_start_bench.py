@@ -6,7 +6,7 @@ script for medviewer) and reports "launch to window shown" the way medviewer doe
 the process was created, /proc). Offscreen always; on Qt's xcb platform too when xvfb-run is there,
 with one client kept connected, as a desktop's window manager is (an X server with no client left
 resets itself, which would bill the next start). Also timed: medviewer's display check
-(app.display_problem) and its net cost, a bare PySide6 window started with and without it.
+(display_check.display_problem) and its net cost, a bare PySide6 window started with and without it.
 Criterion (issue 1, formerly asserted in tests/e2e/test_app_start.py): median launch to window
 shown <= 2.0 s with the offscreen platform.
 """
@@ -33,7 +33,7 @@ BARE_PYSIDE6 = (
     "app = QtWidgets.QApplication(sys.argv[:1])\n"
     "w = QtWidgets.QMainWindow(); w.resize(1400, 850); w.show(); app.processEvents()\n" + _SHOWN
 )
-CHECKED_PYSIDE6 = "from medviewer.app import display_problem\nassert display_problem() is None\n" + BARE_PYSIDE6
+CHECKED_PYSIDE6 = "from medviewer.display_check import display_problem\nassert display_problem() is None\n" + BARE_PYSIDE6
 IMAGE_VIEW = (
     "import os, sys\n"
     "os.environ.setdefault('PYQTGRAPH_QT_LIB', 'PySide6')\n"
@@ -44,7 +44,7 @@ IMAGE_VIEW = (
     "v.setImage(np.random.default_rng(0).integers(-1000, 2000, (512, 512)).astype(np.int16))\n"
     "v.show(); app.processEvents()\n" + _SHOWN
 )
-CHECK_ONLY = ("import time\nfrom medviewer.app import display_problem\n"
+CHECK_ONLY = ("import time\nfrom medviewer.display_check import display_problem\n"
               "t = time.perf_counter(); p = display_problem(); dt = time.perf_counter() - t\n"
               "assert p is None, p\nprint(f'check {dt * 1e3:.2f} ms')")
 

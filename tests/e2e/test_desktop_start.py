@@ -203,7 +203,7 @@ def test_a_display_with_no_x_server_is_reported_not_aborted(tmp_path):
     ({"WAYLAND_DISPLAY": "wayland-0"}, None),
 ])
 def test_display_problem_names_what_is_missing(env, problem):
-    from medviewer.app import display_problem
+    from medviewer.display_check import display_problem
 
     found = display_problem(env)
     if problem is None:
@@ -214,7 +214,7 @@ def test_display_problem_names_what_is_missing(env, problem):
 
 
 def test_on_macos_and_windows_there_is_nothing_to_check(monkeypatch):
-    from medviewer.app import display_problem
+    from medviewer.display_check import display_problem
 
     monkeypatch.setattr(sys, "platform", "darwin")
     assert display_problem({}) is None
@@ -238,7 +238,7 @@ def _library_needing(tmp_path, soname: str) -> Path:
 
 
 def test_a_missing_library_is_named_with_its_package(tmp_path, monkeypatch):
-    import medviewer.app as app
+    import medviewer.display_check as app
 
     plugin = _library_needing(tmp_path, "libxcQ.so.1")
     listed = tmp_path / "packages.txt"

@@ -75,7 +75,7 @@ def test_every_library_in_the_list_is_one_qt_links_to(derive, linked):
 
 
 def test_the_viewer_and_the_installer_read_the_same_list(derive):
-    from medviewer.app import QT_PACKAGES_FILE, qt_library_packages
+    from medviewer.display_check import QT_PACKAGES_FILE, qt_library_packages
 
     assert QT_PACKAGES_FILE == derive.LIST_FILE
     owners = qt_library_packages()
