@@ -36,6 +36,8 @@ class Session:
         self.heatmaps: list[HeatMap] = []
         self.heatmaps_changed = Event()  # () heat map layers added or removed
         self.image_display = ImageDisplay()  # the image layer's visibility and opacity
+        self.preview: tuple | None = None  # (region, mask): what a tool would paint if accepted
+        self.preview_changed = Event()  # ()
 
     # --- image --------------------------------------------------------------------
     def set_volume(self, volume: Volume, source_id: str = "",
@@ -51,6 +53,7 @@ class Session:
         self.active_labels = None
         self.heatmaps = []
         self.image_display.set_display(visible=True, opacity=1.0)  # a new image is shown
+        self.preview = None
         self.volume_changed.emit()
         self.label_layers_changed.emit()  # the previous image's label maps are gone
         self.heatmaps_changed.emit()
@@ -143,6 +146,13 @@ class Session:
     def ensure_labels(self) -> LabelMap:
         """The active label map, created on first use (a first stroke needs somewhere to go)."""
         return self.active_labels if self.active_labels is not None else self.add_label_map()
+
+    # --- a tool's preview (region growing) ---------------------------------------------------
+    def set_preview(self, region=None, mask=None) -> None:
+        """Show what a tool would paint ((z, y, x) slices and a bool mask shaped like
+        data[region]); no arguments clears it. Nothing is painted until the tool commits it."""
+        self.preview = None if region is None or mask is None or not np.any(mask) else (region, mask)
+        self.preview_changed.emit()
 
     # --- heat maps -------------------------------------------------------------------------
     def add_heatmap(self, heatmap: HeatMap, replace: bool = True) -> HeatMap:

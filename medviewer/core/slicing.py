@@ -67,6 +67,22 @@ class PlaneGeometry:
             plane = plane[:, ::-1]
         return plane
 
+    def box_slice(self, shape_zyx, region, mask: np.ndarray, k: int) -> np.ndarray | None:
+        """Slice k (as slice() gives it) of a volume of `shape_zyx` that holds `mask` in the box
+        `region` ((z, y, x) slices) and zeros elsewhere, without making that volume; None when
+        slice k misses the box."""
+        axis = 2 - self.normal_axis
+        span = region[axis]
+        if not span.start <= k < span.stop:
+            return None
+        shape = list(shape_zyx)
+        shape[axis] = 1
+        plane = np.zeros(shape, np.uint8)
+        box = list(region)
+        box[axis] = slice(0, 1)
+        plane[tuple(box)] = np.take(mask, [k - span.start], axis=axis)
+        return self.slice(plane, 0)
+
     def index_from_pixel(self, col: float, row: float, k: float) -> np.ndarray:
         """(x, y, z) voxel index of screen pixel (col, row) on slice k."""
         ijk = np.zeros(3)

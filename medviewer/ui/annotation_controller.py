@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from medviewer.core.session import Session
-from medviewer.processing import label_tools, region_growing
+from medviewer.processing import label_tools
 from medviewer.ui.qt import QtCore, Signal
+from medviewer.ui.region_grow_tool import RegionGrowTool
 
 BRUSHES = ("brush", "eraser", "threshold")
 TOOLS = BRUSHES + ("polygon", "lasso", "rectangle", "ellipse", "fill", "grow")
@@ -30,8 +31,8 @@ class AnnotationController(QtCore.QObject):
         self.radius_mm = 5.0
         self.brush_3d = False
         self.low, self.high = -100.0, 200.0  # threshold-limited paint and threshold region growing
-        self.grow_mode = "confidence"  # or "threshold"
         self.overwrite = False  # paint over / erase other labels too
+        self.grow = RegionGrowTool(session, self, self)
         self._points: list[np.ndarray] = []
         self._stroke: object | None = None  # the LabelMap whose edit block a stroke holds open
         self._view = None
@@ -53,6 +54,7 @@ class AnnotationController(QtCore.QObject):
         self._points.clear()
         self._view = None
         self._end_stroke()
+        self.grow.discard()
 
     def _end_stroke(self) -> None:
         if self._stroke is not None:
@@ -63,11 +65,15 @@ class AnnotationController(QtCore.QObject):
     def handle(self, view, kind: str, ijk: np.ndarray) -> None:
         if self.tool is None or self.session.volume is None:
             return
-        labels = self.session.ensure_labels()
         normal = view.geometry_.normal_axis
         ijk = np.asarray(ijk, dtype=float)
         ijk[normal] = round(ijk[normal])
         tool = self.tool
+        if tool == "grow":  # nothing is painted until the preview is accepted
+            if kind == "click":
+                self.grow.click(ijk, normal)
+            return
+        labels = self.session.ensure_labels()
         if tool in BRUSHES:
             self._brush_event(labels, kind, ijk, None if self.brush_3d else normal)
         elif tool == "polygon":
@@ -101,11 +107,17 @@ class AnnotationController(QtCore.QObject):
                 self._fill(labels, result, tool)
         elif tool == "fill" and kind == "click":
             self._fill(labels, label_tools.flood_fill_slice(labels.data, ijk, normal), "flood fill")
-        elif tool == "grow" and kind == "click":
-            self._grow(labels, ijk)
 
     def key(self, key: int) -> bool:
-        """Enter closes a polygon, Escape cancels; True if the key was used."""
+        """Enter closes a polygon or accepts a region-growing preview, Escape cancels; True if the
+        key was used."""
+        if self.tool == "grow" and (self.grow.pending or self.grow.growing):
+            if key in (QtCore.Qt.Key_Return, QtCore.Qt.Key_Enter) and self.grow.pending:
+                self.grow.accept()
+                return True
+            if key == QtCore.Qt.Key_Escape:
+                self.grow.discard()
+                return True
         if key in (QtCore.Qt.Key_Return, QtCore.Qt.Key_Enter) and self.tool == "polygon" and len(self._points) >= 3:
             labels = self.session.ensure_labels()
             self._fill(labels, label_tools.polygon(labels.data.shape, np.array(self._points),
@@ -151,31 +163,6 @@ class AnnotationController(QtCore.QObject):
         self._cancel()
         if mask is not None and mask.any():
             labels.paint(region, mask, self.session.active_value, description, overwrite=self.overwrite)
-
-    def _grow(self, labels, seed: np.ndarray) -> None:
-        volume = self.session.volume
-        if volume.is_rgb:
-            self.message.emit("region growing needs a greyscale image")
-            return
-        from medviewer.ui.qt import QtWidgets
-
-        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.WaitCursor)  # a large region takes a second or two
-        try:
-            if self.grow_mode == "threshold":
-                result = region_growing.connected_threshold(volume.data, volume.spacing, seed, self.low, self.high)
-            else:
-                result = region_growing.confidence_connected(volume.data, volume.spacing, seed)
-        except ValueError as exc:
-            self.message.emit(f"region growing: {exc}")
-            return
-        finally:
-            QtWidgets.QApplication.restoreOverrideCursor()
-        region, mask = result
-        if mask.size == 0 or not mask.any():
-            self.message.emit("region growing found nothing connected to the seed")
-            return
-        n = labels.paint(region, mask, self.session.active_value, "region growing", overwrite=self.overwrite)
-        self.message.emit(f"region growing labelled {n} voxels")
 
 
 def _box_outline(a: np.ndarray, b: np.ndarray, geometry) -> list[np.ndarray]:

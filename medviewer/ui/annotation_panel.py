@@ -5,6 +5,7 @@ from __future__ import annotations
 from medviewer.core.session import Session
 from medviewer.ui.annotation_controller import AnnotationController
 from medviewer.ui.qt import Qt, QtGui, QtWidgets, Signal
+from medviewer.ui.region_grow_box import RegionGrowBox
 
 TOOL_BUTTONS = [("Brush", "brush"), ("Eraser", "eraser"), ("Threshold paint", "threshold"),
                 ("Polygon", "polygon"), ("Lasso", "lasso"), ("Rectangle", "rectangle"),
@@ -83,15 +84,14 @@ class AnnotationPanel(QtWidgets.QWidget):
         thr.addWidget(QtWidgets.QLabel("to"))
         thr.addWidget(self.high)
         form.addRow("Threshold", thr)
-        self.grow_mode = QtWidgets.QComboBox()
-        self.grow_mode.addItems(["confidence", "threshold"])
-        form.addRow("Region growing", self.grow_mode)
         self.overwrite = QtWidgets.QCheckBox("Paint over other labels")
         self.overwrite.setToolTip("Off: tools only paint empty voxels and the eraser only clears the "
                                   "active label, so other labels are never changed. Locked labels are "
                                   "kept either way.")
         form.addRow(self.overwrite)
         layout.addLayout(form)
+        self.grow_box = RegionGrowBox(controller.grow)
+        layout.addWidget(self.grow_box)
 
         ops = QtWidgets.QGridLayout()
         for i, (text, op) in enumerate([("Fill between slices", "interpolate"), ("Smooth", "smooth"),
@@ -129,7 +129,8 @@ class AnnotationPanel(QtWidgets.QWidget):
         self.sphere.toggled.connect(lambda on: setattr(controller, "brush_3d", bool(on)))
         self.low.valueChanged.connect(lambda v: setattr(controller, "low", float(v)))
         self.high.valueChanged.connect(lambda v: setattr(controller, "high", float(v)))
-        self.grow_mode.currentTextChanged.connect(lambda t: setattr(controller, "grow_mode", t))
+        self.low.valueChanged.connect(self.grow_box.range_changed)
+        self.high.valueChanged.connect(self.grow_box.range_changed)
         self.overwrite.toggled.connect(lambda on: setattr(controller, "overwrite", bool(on)))
         controller.tool_changed.connect(self._tool_changed)
         session.label_layers_changed.connect(self.refresh)

@@ -36,6 +36,17 @@ def series_title(source, volume) -> str:
     return os.path.basename(str(path).rstrip("/")) or source.id
 
 
+def _scrollable(panel: QtWidgets.QWidget) -> QtWidgets.QScrollArea:
+    """A tall panel keeps its rows' heights and scrolls instead of squeezing them."""
+    scroll = QtWidgets.QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QtWidgets.QFrame.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    panel.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Preferred)
+    scroll.setWidget(panel)
+    return scroll
+
+
 def settings() -> QtCore.QSettings:
     path = os.environ.get("MEDVIEWER_SETTINGS")
     if path:
@@ -67,17 +78,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.annotation = AnnotationWiring(self)
         self.ai_panel = AIPanel(self.session, model_dirs=model_dirs, parent=self)
         self.ai_panel.result_shown.connect(self._on_ai_result)
-        ai_scroll = QtWidgets.QScrollArea()  # the panel keeps its rows' heights and scrolls instead
-        ai_scroll.setWidgetResizable(True)
-        ai_scroll.setFrameShape(QtWidgets.QFrame.NoFrame)
-        ai_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self.ai_panel.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Preferred)
-        ai_scroll.setWidget(self.ai_panel)
         self.docks = {}
         for name, widget, area in [("Series", self.series_browser, Qt.LeftDockWidgetArea),
                                    ("Layers", self.layer_panel, Qt.LeftDockWidgetArea),
-                                   ("AI", ai_scroll, Qt.RightDockWidgetArea),
-                                   ("Annotation", self.annotation.panel, Qt.RightDockWidgetArea),
+                                   ("AI", _scrollable(self.ai_panel), Qt.RightDockWidgetArea),
+                                   ("Annotation", _scrollable(self.annotation.panel), Qt.RightDockWidgetArea),
                                    ("Measurements", self.measurement_panel, Qt.RightDockWidgetArea),
                                    ("DICOM tags", self.tag_browser, Qt.RightDockWidgetArea)]:
             dock = QtWidgets.QDockWidget(name, self)

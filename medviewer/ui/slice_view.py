@@ -115,8 +115,14 @@ class SliceView(QtWidgets.QWidget):
         self.image_item.setLookupTable(GREY)
         self.label_item = pg.ImageItem(axisOrder="row-major")
         self.label_item.setZValue(10)
+        self.preview_item = pg.ImageItem(axisOrder="row-major")  # a tool's preview (region growing)
+        self.preview_item.setZValue(19)
+        table = np.zeros((256, 4), np.uint8)
+        table[1] = (255, 215, 0, 150)
+        self.preview_item.setLookupTable(table)
         self.viewbox.addItem(self.image_item)
         self.viewbox.addItem(self.label_item)
+        self.viewbox.addItem(self.preview_item)
         colour = CROSSHAIR_COLOURS.get(plane, (255, 255, 0))
         pen = pg.mkPen(colour, width=1)
         self.h_line = pg.InfiniteLine(angle=0, movable=False, pen=pen)
@@ -147,6 +153,7 @@ class SliceView(QtWidgets.QWidget):
         session.window_changed.connect(self._on_window)
         session.measurements_changed.connect(self._draw_measurements)
         session.image_display.display_changed.connect(self._on_image_display)
+        session.preview_changed.connect(self._render_preview)
         self._on_image_display()
         if session.volume is not None:
             self._on_volume()
@@ -171,7 +178,7 @@ class SliceView(QtWidgets.QWidget):
     def _set_rect(self) -> None:
         w, h = self._display_extent()
         rect = QtCore.QRectF(0, 0, w, h)
-        for item in ([self.image_item, self.label_item] + [it for _, it, _ in self._layer_items]
+        for item in ([self.image_item, self.label_item, self.preview_item] + [it for _, it, _ in self._layer_items]
                      + [it for _, it, _ in self._heat_items]):
             if item.image is not None:
                 item.setRect(rect)
@@ -224,6 +231,7 @@ class SliceView(QtWidgets.QWidget):
             self._render_layer(labels, item)
         for heatmap, item, _ in self._heat_items:
             self._render_heatmap(heatmap, item)
+        self._render_preview()
         if reshaped:  # the item maps pixels to mm through its rect, which needs the image size
             self._set_rect()
         self._draw_measurements()
@@ -333,6 +341,23 @@ class SliceView(QtWidgets.QWidget):
         if reshaped:
             w, h = self._display_extent()
             item.setRect(QtCore.QRectF(0, 0, w, h))
+
+    def _render_preview(self) -> None:
+        preview = self.session.preview
+        plane = None
+        if preview is not None and self.geometry_ is not None and self._slice_index >= 0:
+            region, mask = preview
+            plane = self.geometry_.box_slice(self.session.volume.shape, region, mask, self._slice_index)
+        if plane is None or not plane.any():
+            self.preview_item.setVisible(False)
+            return
+        plane = self._transform(plane)
+        reshaped = self.preview_item.image is None or self.preview_item.image.shape != plane.shape
+        self.preview_item.setImage(plane, autoLevels=False)
+        self.preview_item.setVisible(True)
+        if reshaped:
+            w, h = self._display_extent()
+            self.preview_item.setRect(QtCore.QRectF(0, 0, w, h))
 
     def _render_layer(self, labels, item) -> None:
         plane = self._transform(self.geometry_.slice(labels.data, self._slice_index))

@@ -148,9 +148,13 @@ def test_threshold_paint_and_region_growing(win, qtbot):
     assert painted.any() and np.all(hu[painted] <= -500)
     win.session.set_active(value=2)
     ctl.set_tool("grow")
-    ctl.grow_mode = "threshold"
+    grow = ctl.grow
+    grow.mode, grow.in_3d, grow.max_volume_ml = "threshold", True, None
     ctl.low, ctl.high = -2000.0, -600.0
     _click(qtbot, view, (5, 5, z))  # air outside the body
+    qtbot.waitUntil(lambda: grow.pending, timeout=60_000)  # a preview first, nothing painted yet
+    assert not (win.session.active_labels.data == 2).any()
+    qtbot.keyClick(view, QtCore.Qt.Key_Return)  # accept
     grown = win.session.active_labels.data == 2
     assert grown.sum() > 100000 and np.all(win.session.volume.data[grown] <= -600)
 
