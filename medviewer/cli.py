@@ -282,13 +282,17 @@ def cmd_info(path: str, as_json: bool) -> int:
         for n, i in enumerate(infos, 1):
             print(f"[{n}] {i['id']}")
             print(f"    modality {i['modality'] or '-'}  description {i['description'] or '-'}")
-            print("    size {} x {} x {}  spacing {} mm".format(*i["size"], " x ".join(f"{s:.4g}" for s in i["spacing"])))
+            spacing = ("spacing {} mm".format(" x ".join(f"{s:.4g}" for s in i["spacing"])) if i["spacing_known"]
+                       else "spacing unknown (pixels)")
+            print("    size {} x {} x {}  {}".format(*i["size"], spacing))
             print("    origin ({}) mm".format(", ".join(f"{v:.4g}" for v in i["origin"])))
             print("    direction [{}]".format(" ".join(f"{v:.4g}" for v in i["direction"])))
             print(f"    files {i['files']}" + (f"  transfer syntax {', '.join(i['transfer_syntaxes'])}"
                                                  if i["transfer_syntaxes"] else ""))
             for w in i["warnings"]:
                 print(f"    warning: {w}")
+            for label_file in i["linked_labels"]:
+                print(f"    labels: {label_file}")
     if not infos:
         error(found.nothing_found())
         return 1

@@ -10,9 +10,6 @@ import os
 
 from medviewer.core.errors import MedViewerError
 
-SEG_CLASSES = ("1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7")  # as medviewer.io.dicom_seg
-RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
-
 
 def add_parsers(sub, convert) -> None:
     """Add the `stats` command and the label options of `convert` to the main parser."""
@@ -30,19 +27,6 @@ def add_parsers(sub, convert) -> None:
                          help="the image the labels belong to (needed for --seg and for reading a SEG)")
 
 
-def dicom_sop_class(path: str) -> str:
-    """The SOP Class UID of a DICOM file, '' for anything else."""
-    import pydicom
-
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID", "Modality"])
-    except Exception:  # not DICOM (NIfTI, NRRD ...) or unreadable: let the label reader explain
-        return ""
-    if ds.get("Modality") == "RTSTRUCT":
-        return RTSTRUCT_STORAGE
-    return str(ds.get("SOPClassUID", "") or "")
-
-
 def _load_reference(path: str, series: str | None):
     from medviewer.cli import _report_problems, warning
     from medviewer.io import discover
@@ -57,28 +41,19 @@ def _load_reference(path: str, series: str | None):
 
 
 def load_any_labels(path: str, source, volume, resample: bool = False):
-    """A LabelMap on VOLUME's grid from a label image, a DICOM SEG or an RTSTRUCT."""
-    from medviewer.io.label_io import LabelGeometryMismatch, load_labels, resample_labels_to
+    """A LabelMap on VOLUME's grid from a label image, a DICOM SEG or an RTSTRUCT
+    (medviewer.io.label_io.read_any_labels, the reader the GUI uses too)."""
+    from medviewer.io.label_io import LabelGeometryMismatch, read_any_labels
 
-    sop = dicom_sop_class(path)
-    dicom_source = source if getattr(source, "kind", "") == "dicom" else None
-    if sop in SEG_CLASSES:
-        from medviewer.io.dicom_seg import read_seg
-
-        return read_seg(path, dicom_source or volume)
-    if sop == RTSTRUCT_STORAGE:
-        from medviewer.io.rtstruct import import_rtstruct
-
-        return import_rtstruct(path, dicom_source, volume)
     try:
-        return load_labels(path, volume)
+        return read_any_labels(path, source, volume)
     except LabelGeometryMismatch as exc:
         if not resample:
             raise MedViewerError(f"{exc} (use --resample to resample them onto the image)") from None
         from medviewer.cli import warning
 
         warning(f"{exc}; resampled (nearest neighbour)")
-        return resample_labels_to(path, volume)
+        return read_any_labels(path, source, volume, resample=True)
 
 
 def cmd_stats(args) -> int:

@@ -66,6 +66,12 @@ class Volume:
 
     # --- geometry ----------------------------------------------------------------
     @property
+    def spacing_known(self) -> bool:
+        """Whether `spacing` came from the file (False for PNG/JPEG and DICOM without any pixel
+        spacing, whose 1 mm is a placeholder: show lengths in pixels, no mm scale bar)."""
+        return bool(self.metadata.get("spacing_known", True))
+
+    @property
     def affine(self) -> np.ndarray:
         """4x4 matrix mapping a homogeneous (x, y, z, 1) index to LPS world mm."""
         m = np.eye(4)

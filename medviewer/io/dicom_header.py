@@ -220,7 +220,8 @@ def _enhanced_frames(ds: Dataset, nframes: int, common: dict) -> list[FrameRecor
         frame_type = (_functional(shared, pf, "MRImageFrameTypeSequence")
                       or _functional(shared, pf, "CTImageFrameTypeSequence"))
         raw = content.get("DimensionIndexValues") if content is not None else None
-        dims = [] if raw is None else (list(raw) if isinstance(raw, MultiValue) else [raw])
+        # pydicom gives a multi-valued UL as a list (3.x) or a MultiValue: a value per dimension
+        dims = [] if raw is None else (list(raw) if isinstance(raw, (MultiValue, list, tuple)) else [raw])
         split = (tuple(dims[i] for i in keep if i < len(dims)),
                  "\\".join(str(v) for v in frame_type.get("FrameType", [])) if frame_type is not None else "",
                  _text(content, "TemporalPositionIndex") if content is not None else "")

@@ -204,6 +204,7 @@ def load_series(series) -> Volume:
         "PhotometricInterpretation": first.photometric,
         "TransferSyntaxes": series.transfer_syntaxes,
         "oriented": first.orientation is not None,  # patient orientation known (letters can be shown)
+        "spacing_known": series.spacing_known,  # False: no PixelSpacing of any kind, 1 mm is a placeholder
     }
     for key in ("WindowCenter", "WindowWidth"):
         if key in header:

@@ -36,7 +36,7 @@ class DicomSeries(ImageSource):
         super().__init__(
             id=source_id, kind="dicom", modality=first.modality,
             description=first.description, files=sorted({f.path for f in frames}),
-            transfer_syntaxes=names, warnings=warnings,
+            transfer_syntaxes=names, warnings=warnings, spacing_known=first.pixel_spacing is not None,
             components=channels(first), **geometry)
 
     def load(self) -> Volume:

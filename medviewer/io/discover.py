@@ -1,10 +1,14 @@
-"""Find every loadable volume under a path: a file, a folder (recursively) or a DICOMDIR."""
+"""Find every loadable volume under a path: a file, a folder (recursively) or a DICOMDIR.
+
+DICOM SEG and RT Structure Set files are not volumes: each is linked to the series it references
+(ImageSource.linked_labels, see label_links) or, when that series is not there, reported as a problem."""
 from __future__ import annotations
 
 import os
 from medviewer.core.errors import ImageReadError, MedViewerError
 from medviewer.io.dicom_header import dicomdir_files, frames_from_header, is_dicomdir, read_header
 from medviewer.io.dicom_series import group_frames
+from medviewer.io.label_links import LabelObject, label_kind, label_object, link_labels
 from medviewer.io.sitk_image import COMPANIONS, EXTENSIONS, extension_of, inspect_file
 from medviewer.io.sources import Discovery, Problem
 
@@ -32,6 +36,7 @@ def discover(path: str) -> Discovery:
     if not explicit and not files:
         raise MedViewerError(f"{path}: the folder is empty")
     dicom_candidates: list[str] = []
+    labels: list[LabelObject] = []
     for f in files:
         ext = extension_of(f)
         if ext in EXTENSIONS:
@@ -43,7 +48,8 @@ def discover(path: str) -> Discovery:
             result.skipped += 1
         else:
             dicom_candidates.append(f)
-    _scan_dicom(dicom_candidates, result, explicit)
+    _scan_dicom(dicom_candidates, result, explicit, labels)
+    result.problems.extend(link_labels(result.sources, labels, named=path if explicit else None))
     return result
 
 
@@ -65,7 +71,7 @@ def _header_or_problem(path: str, explicit: bool):
         return ds, offset
 
 
-def _scan_dicom(candidates: list[str], result: Discovery, explicit: bool) -> None:
+def _scan_dicom(candidates: list[str], result: Discovery, explicit: bool, labels: list[LabelObject]) -> None:
     if not candidates:
         return
     # Header parsing is pure Python: threads only contend for the GIL (measured slower with
@@ -86,6 +92,9 @@ def _scan_dicom(candidates: list[str], result: Discovery, explicit: bool) -> Non
             extra.extend(p for p in dicomdir_files(path, ds) if p not in seen)
             seen.update(extra)
             continue
+        if label_kind(ds) is not None:  # a SEG or RTSTRUCT: labels for a series, linked at the end
+            labels.append(label_object(path, ds))
+            continue
         try:
             frames.extend(frames_from_header(path, ds, offset))
         except ImageReadError as exc:
@@ -94,7 +103,7 @@ def _scan_dicom(candidates: list[str], result: Discovery, explicit: bool) -> Non
         missing = [p for p in extra if not os.path.isfile(p)]
         for p in missing:
             result.problems.append(Problem(p, "listed in the DICOMDIR but missing on disk"))
-        _scan_dicom([p for p in extra if os.path.isfile(p)], result, True)
+        _scan_dicom([p for p in extra if os.path.isfile(p)], result, True, labels)
     result.sources.extend(group_frames(frames))
 
 

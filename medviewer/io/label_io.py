@@ -253,3 +253,34 @@ def resample_labels_to(path_or_sitk: str | sitk.Image, image: Volume) -> LabelMa
     reference.SetDirection(tuple(float(v) for v in image.direction.ravel()))
     out = sitk.Resample(labels, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     return _labelmap(path, image, sitk.GetArrayFromImage(out), source)
+
+
+def read_any_labels(path: str, source, volume: Volume, resample: bool = False) -> LabelMap:
+    """The one label reader (GUI and CLI): the labels in PATH as a LabelMap on VOLUME's grid.
+
+    PATH may be a label image (.nii, .nii.gz, .nrrd, .seg.nrrd), a DICOM SEG or an RT Structure
+    Set; SOURCE is the ImageSource VOLUME was loaded from (a DICOM SEG or RTSTRUCT is placed
+    through the series' instance UIDs and geometry; any other source, or None, uses VOLUME alone).
+    A label image of another grid raises LabelGeometryMismatch unless RESAMPLE (nearest neighbour).
+    Raises ImageReadError / MedViewerError (SegReferenceMismatch, RTStructReferenceMismatch) with
+    a message naming PATH."""
+    from medviewer.io.label_links import label_kind_of_file
+
+    path = str(path)
+    dicom_source = source if getattr(source, "kind", "") == "dicom" else None
+    kind = label_kind_of_file(path) if os.path.isfile(path) else None
+    if kind == "SEG":
+        from medviewer.io.dicom_seg import read_seg
+
+        return read_seg(path, dicom_source or volume)
+    if kind == "RTSTRUCT":
+        from medviewer.io.rtstruct import import_rtstruct
+
+        return import_rtstruct(path, dicom_source, volume)
+    try:
+        return load_labels(path, volume)
+    except LabelGeometryMismatch:
+        if not resample:
+            raise
+        return resample_labels_to(path, volume)
+

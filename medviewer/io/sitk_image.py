@@ -18,6 +18,8 @@ EXTENSIONS = {
 }
 # data files that belong to a header listed above, not images by themselves
 COMPANIONS = {".img", ".raw", ".zraw", ".img.gz"}
+# Raster formats record no patient geometry: their spacing is a placeholder (or, from JFIF/pHYs
+# density, a print resolution), so they load with spacing_known False.
 RASTER = {".png", ".jpg", ".jpeg"}
 
 
@@ -63,6 +65,7 @@ class FileImage(ImageSource):
             size=tuple(int(s) for s in (size + [1, 1])[:3]), spacing=_to_3d(reader.GetSpacing(), 1.0),
             origin=_to_3d(reader.GetOrigin(), 0.0), direction=_direction_3d(reader.GetDirection(), dim),
             files=[path], transfer_syntaxes=[], warnings=warnings,
+            spacing_known=extension_of(path) not in RASTER,
             components=int(reader.GetNumberOfComponents()))
 
     def load(self) -> Volume:
@@ -87,7 +90,8 @@ class FileImage(ImageSource):
         return Volume(data=data, spacing=self.spacing, origin=self.origin, direction=self.direction,
                       modality=self.modality, is_2d=is_2d, warnings=list(self.warnings),
                       metadata={"source": "file", "path": self.path, "format": self.description,
-                                "oriented": extension_of(self.path) not in RASTER})
+                                "oriented": extension_of(self.path) not in RASTER,
+                                "spacing_known": self.spacing_known})
 
 
 def check_complete(path: str, image: sitk.Image) -> None:

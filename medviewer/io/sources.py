@@ -25,6 +25,12 @@ class ImageSource:
     transfer_syntaxes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     components: int = 1
+    # False when no header gave the in-plane pixel spacing (PNG/JPEG, DICOM without PixelSpacing):
+    # the 1 mm in `spacing` is then a placeholder, and lengths are in pixels
+    spacing_known: bool = True
+    # DICOM SEG / RTSTRUCT files found beside this series that reference it (paths, sorted);
+    # read each onto the loaded volume with medviewer.io.label_io.read_any_labels(path, self, volume)
+    linked_labels: list[str] = field(default_factory=list)
 
     def load(self) -> Volume:  # pragma: no cover - implemented by subclasses
         raise NotImplementedError
@@ -41,6 +47,7 @@ class ImageSource:
             "description": self.description,
             "size": [int(v) for v in self.size],
             "spacing": [float(v) for v in self.spacing],
+            "spacing_known": bool(self.spacing_known),
             "origin": [float(v) for v in self.origin],
             "direction": [float(v) for v in np.asarray(self.direction).ravel()],
             "components": int(self.components),
@@ -48,6 +55,7 @@ class ImageSource:
             "path": self.files[0] if len(self.files) == 1 else _common_dir(self.files),
             "transfer_syntaxes": list(self.transfer_syntaxes),
             "warnings": list(self.warnings),
+            "linked_labels": list(self.linked_labels),
         }
 
 
