@@ -1,4 +1,6 @@
-"""Distance and angle measurements in world millimetres (numpy only)."""
+"""Distance and angle measurements in world millimetres (numpy only). On an image whose pixel
+spacing is unknown (a JPEG, a DICOM without PixelSpacing) the "millimetres" are pixels, and a
+distance says so (``calibrated=False``: "px", not "mm")."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ class Measurement:
     plane: str = ""
     slice_index: int = -1
     id: int = field(default_factory=lambda: next(_ids))
+    calibrated: bool = True  # False: the image has no pixel spacing, a distance is in pixels
 
     def __post_init__(self) -> None:
         self.points = np.asarray(self.points, dtype=float).reshape(-1, 3)
@@ -38,16 +41,19 @@ class Measurement:
 
     @property
     def unit(self) -> str:
-        return "mm" if self.kind == "distance" else "°"
+        if self.kind == "angle":
+            return "°"
+        return "mm" if self.calibrated else "px"
 
     def label(self) -> str:
         return f"{self.value:.1f} {self.unit}"
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "points": self.points.tolist(), "plane": self.plane,
-                "slice_index": self.slice_index, "value": self.value}
+                "slice_index": self.slice_index, "value": self.value, "unit": self.unit,
+                "calibrated": self.calibrated}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Measurement":
         return cls(kind=d["kind"], points=np.asarray(d["points"]), plane=d.get("plane", ""),
-                   slice_index=int(d.get("slice_index", -1)))
+                   slice_index=int(d.get("slice_index", -1)), calibrated=bool(d.get("calibrated", True)))

@@ -117,5 +117,6 @@ class Volume:
 
     def describe(self) -> str:
         sx, sy, sz = self.size
-        return (f"{self.modality or 'image'} {sx}x{sy}x{sz} {self.data.dtype}"
-                f" spacing {tuple(round(s, 4) for s in self.spacing)} mm")
+        spacing = (f"spacing {tuple(round(s, 4) for s in self.spacing)} mm" if self.spacing_known
+                   else "spacing unknown (pixels)")
+        return f"{self.modality or 'image'} {sx}x{sy}x{sz} {self.data.dtype} {spacing}"

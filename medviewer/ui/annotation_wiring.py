@@ -213,36 +213,44 @@ class AnnotationWiring(QtCore.QObject):
             recovery.discard_recovery(self.image_key())
 
     def load_labels(self, path: str, resample: bool | None = None):
-        from medviewer.io.label_io import LabelGeometryMismatch, load_labels, resample_labels_to
+        """Any label file (NIfTI, NRRD, DICOM SEG, RTSTRUCT) onto the open image, through the one
+        reader (io.label_io.read_any_labels); a map of another geometry is resampled if the user
+        agrees (or `resample`)."""
+        from medviewer.io.label_io import LabelGeometryMismatch, read_any_labels
 
-        session = self.win.session
-        lower = path.lower()
-        if lower.endswith(".dcm"):
-            import pydicom
-
-            modality = str(pydicom.dcmread(path, stop_before_pixels=True).get("Modality", ""))
-            if modality == "RTSTRUCT":
-                from medviewer.io.rtstruct import import_rtstruct
-
-                labels = import_rtstruct(path, self.win.current_source, session.volume)
-            else:
-                from medviewer.io.dicom_seg import read_seg
-
-                labels = read_seg(path, self.win.current_source)
-        else:
-            try:
-                labels = load_labels(path, session.volume)
-            except LabelGeometryMismatch as exc:
-                if resample is None and not os.environ.get("MEDVIEWER_NO_DIALOGS"):
-                    answer = QtWidgets.QMessageBox.question(
-                        self.win, "Label map does not match", f"{exc}\n\nResample it onto the image "
-                        "(nearest neighbour)?", QtWidgets.QMessageBox.Yes | QtWidgets.QMessageBox.Cancel)
-                    resample = answer == QtWidgets.QMessageBox.Yes
-                if not resample:
-                    raise
-                labels = resample_labels_to(path, session.volume)
+        session, source = self.win.session, self.win.current_source
+        try:
+            labels = read_any_labels(path, source, session.volume, resample=bool(resample))
+        except LabelGeometryMismatch as exc:
+            if resample is None and not os.environ.get("MEDVIEWER_NO_DIALOGS"):
+                answer = QtWidgets.QMessageBox.question(
+                    self.win, "Label map does not match", f"{exc}\n\nResample it onto the image "
+                    "(nearest neighbour)?", QtWidgets.QMessageBox.Yes | QtWidgets.QMessageBox.Cancel)
+                resample = answer == QtWidgets.QMessageBox.Yes
+            if not resample:
+                raise
+            labels = read_any_labels(path, source, session.volume, resample=True)
         labels.name = os.path.basename(path)
         return session.add_label_map(labels)
+
+    def load_linked_labels(self, source) -> list[str]:
+        """The SEG and RTSTRUCT files found beside the series (source.linked_labels) become label
+        layers; one that cannot be read is said in the status bar, without a dialog. Returns the
+        names of the layers added."""
+        added, failed = [], []
+        for path in getattr(source, "linked_labels", []) or []:
+            try:
+                added.append(self.load_labels(path, resample=False).name)
+            except MedViewerError as exc:
+                failed.append(str(exc))
+        if failed:
+            self.win.problems.extend(failed)
+        if added or failed:
+            text = (f"Labels found with this series: {', '.join(added)}" if added else "")
+            if failed:
+                text += ("; " if text else "") + f"could not read {len(failed)}: {failed[0]}"
+            self.win.statusBar().showMessage(text, 15000)
+        return added
 
     def save_labels_dialog(self) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self.win, "Save labels", "labels.nii.gz", LABEL_FILTER)

@@ -188,6 +188,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(f"{title}: {volume.describe()}"
                                      + (f" — {volume.warnings[0]}" if volume.warnings else ""), 10000)
         self._sync_slider()
+        self.annotation.load_linked_labels(source)  # a SEG / RTSTRUCT found beside the series
         self.annotation.offer_recovery()
         self.volume_shown.emit(source.id)
 

@@ -172,6 +172,7 @@ class SliceView(QtWidgets.QWidget):
         self._pending.clear()
         g = self.geometry_
         self.overlay.title = "Image" if volume.is_2d else self.plane.capitalize()
+        self.overlay.show_scale_bar = volume.spacing_known  # no mm bar over pixels of unknown size
         self.overlay.set_letters(g.labels if volume.metadata.get("oriented", True) else None)
         self.fit()
 
@@ -479,7 +480,8 @@ class SliceView(QtWidgets.QWidget):
         self._pending.append(self.session.volume.index_to_world(ijk))
         need = 2 if self.tool == "distance" else 3
         if len(self._pending) == need:
-            m = Measurement(self.tool, np.array(self._pending), plane=self.plane, slice_index=self._slice_index)
+            m = Measurement(self.tool, np.array(self._pending), plane=self.plane, slice_index=self._slice_index,
+                            calibrated=self.session.volume.spacing_known)
             self._pending.clear()
             self.session.add_measurement(m)
         else:

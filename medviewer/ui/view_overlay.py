@@ -25,6 +25,7 @@ class ViewOverlay(QtWidgets.QWidget):
         self.slice_text = ""
         self.window_text = ""
         self.pixels_per_mm = 0.0
+        self.show_scale_bar = True  # False for an image whose pixel spacing is unknown
         self.setGeometry(parent.rect())
 
     def set_letters(self, letters) -> None:
@@ -62,7 +63,7 @@ class ViewOverlay(QtWidgets.QWidget):
             p.drawText(QtCore.QRect(w - 34, 0, 30, h), Qt.AlignRight | Qt.AlignVCenter, right)
             p.drawText(QtCore.QRect(0, 22, w, 20), Qt.AlignHCenter | Qt.AlignTop, top)
             p.drawText(QtCore.QRect(0, h - 22, w, 20), Qt.AlignHCenter | Qt.AlignBottom, bottom)
-        length = scale_bar_length(self.pixels_per_mm, target_px=min(120.0, w / 4))
+        length = scale_bar_length(self.pixels_per_mm, target_px=min(120.0, w / 4)) if self.show_scale_bar else 0
         if length:
             px = length * self.pixels_per_mm
             x1, y = w - 12, h - 14

@@ -58,3 +58,43 @@ def test_the_status_bar_says_when_the_mouse_is_off_the_image(win):
     assert win.status_index.text() == "outside the image" and win.status_value.text() == ""
     win.show_probe(win.session.probe((10, 20, 3)))
     assert win.status_index.text() == "voxel (10, 20, 3)" and win.status_value.text().endswith("HU")
+
+
+def test_a_seg_beside_its_series_opens_as_a_label_layer_without_a_dialog(win, qtbot, tmp_path):
+    import shutil
+
+    from medviewer.io import discover
+    from medviewer.io.dicom_seg import write_seg
+    from tests.unit.test_dicom_seg import ct_labels
+
+    series = discover(str(DEMO / "ct_chest_20")).find(None)
+    volume = series.load()
+    folder = tmp_path / "study"
+    shutil.copytree(DEMO / "ct_chest_20", folder)
+    expected = ct_labels(volume)
+    write_seg(expected, volume, series, str(folder / "tumour_seg.dcm"))
+    problems = list(win.problems)
+    win.open_paths([str(folder)], wait=True)
+    assert len(win.sources) == 1 and win.problems == problems  # no second "series", no warning
+    names = [m.name for m in win.session.label_maps]
+    assert names == ["tumour_seg.dcm"]
+    assert np.array_equal(win.session.label_maps[0].data, expected.data)
+    assert "tumour_seg.dcm" in win.statusBar().currentMessage()
+
+
+def test_an_image_without_pixel_spacing_has_no_mm_scale_bar(win, qtbot):
+    from tests.gui.test_main_window import grab
+
+    view = win.grid.active_view()
+    assert view.overlay.show_scale_bar  # the CT: a 100 mm bar
+    win.open_paths([str(DEMO / "xray" / "chest_xray_pneumonia.jpeg")], wait=True)
+    view = win.grid.active_view()
+    assert not win.session.volume.spacing_known and not view.overlay.show_scale_bar
+    assert "spacing unknown" in win.statusBar().currentMessage()
+    view.set_tool("distance")
+    from PySide6.QtCore import QPointF
+
+    view.left_at(QPointF(10, 10), dragging=False)
+    view.left_at(QPointF(40, 50), dragging=False)
+    assert win.session.measurements[-1].label().endswith(" px")
+    assert grab(view).std() > 10
