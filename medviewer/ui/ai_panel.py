@@ -28,6 +28,7 @@ from medviewer.core.heatmap import HeatMap
 from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.ui import hand_over
 from medviewer.ui.ai_bridge import AIBridge
+from medviewer.ui.list_rows import list_rows
 from medviewer.ui.qt import Qt, QtCore, QtGui, QtWidgets, Signal
 
 RUN_TASK = {"classification": "classify", "segmentation": "segment", "anomaly": "anomaly"}
@@ -281,15 +282,10 @@ class AIPanel(QtWidgets.QWidget):
         self._reasons = {e.name: self.compatibility(e) for e in self.entries}
         ranked = sorted(self.entries, key=lambda e: (bool(self._reasons[e.name]), e.name))
         self._ranked = ranked
-        while self.model_list.count() > len(ranked):
-            self.model_list.takeItem(self.model_list.count() - 1)
-        while self.model_list.count() < len(ranked):
-            self.model_list.addItem(QtWidgets.QListWidgetItem())
         first_ok = None
-        for row, entry in enumerate(ranked):
+        for row, (entry, item) in enumerate(zip(ranked, list_rows(self.model_list, len(ranked)))):
             reason = self._reasons[entry.name]
             task = entry.spec.task if entry.spec is not None else "?"
-            item = self.model_list.item(row)
             item.setData(Qt.UserRole, entry.name)
             flags = item.flags() | Qt.ItemIsEnabled | Qt.ItemIsSelectable
             item.setFlags(flags & ~Qt.ItemIsEnabled if reason else flags)
@@ -499,13 +495,7 @@ class AIPanel(QtWidgets.QWidget):
     def _fill_history(self) -> None:
         """Rows are updated in place, like the model list."""
         runs = self.history.get(self.session.source_id, [])
-        while self.history_list.count() > len(runs):
-            self.history_list.takeItem(self.history_list.count() - 1)
-        for row, run in enumerate(runs):
-            item = self.history_list.item(row)
-            if item is None:
-                item = QtWidgets.QListWidgetItem()
-                self.history_list.addItem(item)
+        for run, item in zip(runs, list_rows(self.history_list, len(runs))):
             job = run.job
             item.setText(f"#{run.number} {job.model} — {TASK_TITLES[job.task]}: {run.summary} "
                          f"({job.timings.get('total', 0):.2f} s, {job.device})")

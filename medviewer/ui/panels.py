@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from medviewer.core.session import Session
 from medviewer.ui import hand_over
+from medviewer.ui.list_rows import list_rows
 from medviewer.ui.qt import Qt, QtWidgets
 
 
@@ -55,14 +56,8 @@ class LayerPanel(QtWidgets.QWidget):
         for layer in self._layers:
             layer.display_changed.connect(self._mirror)
         self.list.blockSignals(True)
-        while self.list.count() > len(rows):
-            self.list.takeItem(self.list.count() - 1)
-        for row, (name, layer) in enumerate(rows):
-            item = self.list.item(row)
-            if item is None:
-                item = QtWidgets.QListWidgetItem()
-                item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
-                self.list.addItem(item)
+        for (name, _layer), item in zip(rows, list_rows(self.list, len(rows))):
+            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
             item.setText(name)
         self.list.blockSignals(False)
         self._mirror()
@@ -114,15 +109,9 @@ class MeasurementPanel(QtWidgets.QWidget):
         session.measurements_changed.connect(self.refresh)
 
     def refresh(self) -> None:
-        """Rows are updated in place; only surplus rows are removed (see AnnotationPanel)."""
+        """Rows are updated in place (ui.list_rows)."""
         ms = self.session.measurements
-        while self.list.count() > len(ms):
-            self.list.takeItem(self.list.count() - 1)
-        for row, m in enumerate(ms):
-            item = self.list.item(row)
-            if item is None:
-                item = QtWidgets.QListWidgetItem()
-                self.list.addItem(item)
+        for m, item in zip(ms, list_rows(self.list, len(ms))):
             item.setText(f"{m.kind.capitalize()} {m.label()}  ({m.plane} {m.slice_index + 1})")
             item.setData(Qt.UserRole, m.id)
 
