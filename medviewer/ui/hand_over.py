@@ -20,6 +20,7 @@ still run.
 """
 from __future__ import annotations
 
+import atexit
 import collections
 import socket
 import threading
@@ -47,6 +48,14 @@ class _Dispatcher(QtCore.QObject):
         self._send.setblocking(False)
         self._notifier = QtCore.QSocketNotifier(self._receive.fileno(), QtCore.QSocketNotifier.Read, self)
         self._notifier.activated.connect(self.run_pending)
+        atexit.register(self._close)
+
+    def _close(self) -> None:
+        """At interpreter exit: the socket pair is closed (nothing is delivered any more)."""
+        if shiboken6.isValid(self._notifier):
+            self._notifier.setEnabled(False)
+        self._send.close()
+        self._receive.close()
 
     def post(self, fn: Callable, args: tuple, key: Any = _NO_KEY) -> None:
         with self._lock:
