@@ -66,7 +66,8 @@ class FileImage(ImageSource):
             origin=_to_3d(reader.GetOrigin(), 0.0), direction=_direction_3d(reader.GetDirection(), dim),
             files=[path], transfer_syntaxes=[], warnings=warnings,
             spacing_known=extension_of(path) not in RASTER,
-            components=int(reader.GetNumberOfComponents()))
+            components=int(reader.GetNumberOfComponents()),
+            volume_group=name if dim == 4 else "", volume_index=timepoint or 0)
 
     def load(self) -> Volume:
         if not os.path.isfile(self.path):

@@ -31,6 +31,13 @@ class ImageSource:
     # DICOM SEG / RTSTRUCT files found beside this series that reference it (paths, sorted);
     # read each onto the loaded volume with medviewer.io.label_io.read_any_labels(path, self, volume)
     linked_labels: list[str] = field(default_factory=list)
+    # Volumes of one acquisition (DICOM series split into volumes, the time points of a 4D file)
+    # share a volume_group; volume_index orders them (0-based). A lone volume has group "".
+    volume_group: str = ""
+    volume_index: int = 0
+    # Diffusion weighting of this volume when the header gives it: (b-value s/mm^2, unit gradient
+    # direction in the image's LPS world frame, or None for b=0 / trace images)
+    diffusion: tuple[float, tuple[float, float, float] | None] | None = None
 
     def load(self) -> Volume:  # pragma: no cover - implemented by subclasses
         raise NotImplementedError
@@ -56,6 +63,11 @@ class ImageSource:
             "transfer_syntaxes": list(self.transfer_syntaxes),
             "warnings": list(self.warnings),
             "linked_labels": list(self.linked_labels),
+            "volume_group": self.volume_group,
+            "volume_index": int(self.volume_index),
+            "diffusion": (None if self.diffusion is None else
+                          {"b": float(self.diffusion[0]),
+                           "gradient": None if self.diffusion[1] is None else [float(v) for v in self.diffusion[1]]}),
         }
 
 
