@@ -28,6 +28,8 @@ def to_sitk(volume: Volume) -> sitk.Image:
     image.SetSpacing(volume.spacing[:n])
     image.SetOrigin(volume.origin[:n])
     image.SetDirection(tuple(float(v) for v in volume.direction[:n, :n].ravel()))
+    if volume.metadata.get("file_notes"):  # NIfTI descrip (80 bytes), NRRD/MHA comment
+        image.SetMetaData("ITK_FileNotes", str(volume.metadata["file_notes"])[:79])
     return image
 
 
@@ -36,12 +38,24 @@ def write_volume(volume: Volume, path: str) -> str:
     ImageWriteError naming the file, with a reason in plain words; the old file, if any, is intact
     and no temporary is left (one left by a killed save is removed by the next save)."""
     path = os.fspath(path)
+    check_writable(path)
+    return write_image(to_sitk(volume), path)
+
+
+def check_writable(path: str) -> None:
+    """ImageWriteError unless PATH has a writable extension and can be created or replaced."""
     ext = extension_of(path)
     if ext not in WRITABLE:
         raise ImageWriteError(f"{path}: cannot write '{ext or 'no extension'}' files; use one of "
                               + ", ".join(WRITABLE))
     check_target(path)
-    image = to_sitk(volume)
+
+
+def write_image(image: sitk.Image, path: str) -> str:
+    """Write a SimpleITK image (any dimension) the way write_volume does."""
+    path = os.fspath(path)
+    check_writable(path)
+    ext = extension_of(path)
     if ext == ".mhd":  # header + .raw pair: the pair cannot be renamed atomically as one
         try:
             sitk.WriteImage(image, path, useCompression=False)
