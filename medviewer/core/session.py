@@ -15,6 +15,14 @@ from medviewer.core.measurements import Measurement
 from medviewer.core.volume import Volume
 
 
+def same_grid(a: Volume, b: Volume, tolerance_mm: float = 1e-3) -> bool:
+    """Whether two volumes share one voxel grid (shape, spacing, origin, direction): a label map
+    drawn on one lies on the same voxels of the other."""
+    return (a.data.shape == b.data.shape and np.allclose(a.spacing, b.spacing, atol=1e-6)
+            and np.allclose(a.origin, b.origin, atol=tolerance_mm)
+            and np.allclose(a.direction, b.direction, atol=1e-6))
+
+
 class Session:
     def __init__(self) -> None:
         self.volume: Volume | None = None
@@ -25,6 +33,7 @@ class Session:
         self.invert = False
         self.measurements: list[Measurement] = []
         self.volume_changed = Event()  # ()
+        self.image_replaced = Event()  # () another volume of the same acquisition, same grid
         self.cursor_changed = Event()  # (cursor)
         self.window_changed = Event()  # (window, invert)
         self.measurements_changed = Event()  # ()
@@ -60,6 +69,16 @@ class Session:
         self.window_changed.emit(self.window, self.invert)
         self.cursor_changed.emit(self.cursor)
         self.measurements_changed.emit()
+
+    def replace_image(self, volume: Volume, source_id: str = "") -> None:
+        """Show another volume of the same acquisition (a time point, a diffusion direction, an
+        echo) on the same voxel grid: the cursor, window, labels, heat maps and measurements stay."""
+        if self.volume is None or not same_grid(volume, self.volume):
+            raise ValueError("the new volume is not on the voxel grid of the image shown")
+        self.volume = volume
+        self.source_id = source_id or self.source_id
+        self.image_replaced.emit()
+        self.cursor_changed.emit(self.cursor)  # the value under the cursor has changed
 
     @staticmethod
     def _default_window(volume: Volume) -> Window:

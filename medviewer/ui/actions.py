@@ -7,6 +7,7 @@ from medviewer.ui.qt import Qt, QtGui, QtWidgets
 SHORTCUTS = [
     ("Scroll slices", "Mouse wheel, Up/Down or Left/Right arrows"),
     ("Scroll 10% of the slices", "Page Up / Page Down"),
+    ("Next / previous volume (time point, diffusion direction, echo)", "Ctrl+Page Up / Ctrl+Page Down"),
     ("Zoom", "Ctrl + mouse wheel, or Ctrl++ / Ctrl+-"),
     ("Pan", "Middle-button drag"),
     ("Window / level", "Right-button drag (horizontal: width, vertical: level)"),

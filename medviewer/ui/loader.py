@@ -81,6 +81,11 @@ class Loader(QtCore.QObject):
             self._start("load", lambda volume: self.loaded.emit(source, volume), source.load,
                         on_error=lambda exc: self.failed.emit(load_failure(source, exc)))
 
+    def run(self, kind: str, fn, *args, on_done, on_error=None) -> None:
+        """fn(*args) on the loading worker, after the requests before it; on_done(result) or
+        on_error(exception) on the GUI thread. A newer call of the same kind makes this one stale."""
+        self._start(kind, on_done, fn, *args, on_error=on_error)
+
     def busy(self) -> bool:
         return any(task.running for task in self._tasks.values())
 

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from medviewer.core.session import Session
+from medviewer.core.session import Session, same_grid
 from medviewer.io.session_store import load_measurements, save_measurements
 from medviewer.ui import hand_over
 from medviewer.ui.actions import build_actions
@@ -17,6 +17,7 @@ from medviewer.ui.qt import Qt, QtCore, QtWidgets
 from medviewer.ui.series_browser import SeriesBrowser
 from medviewer.ui.tag_browser import TagBrowser
 from medviewer.ui.viewer_grid import ViewerGrid
+from medviewer.ui.volume_slider import VolumeBar
 
 NOTICE = "Research and demonstration software — NOT FOR CLINICAL USE"
 MAX_RECENT = 10
@@ -99,6 +100,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.docks["AI"].raise_()
         self._build_status_bar()
         self.actions_ = build_actions(self)
+        self.volume_bar = VolumeBar(self.loader, self)  # shown for a series of several volumes
+        self.addToolBarBreak()
+        self.addToolBar(self.volume_bar)
+        self.addActions(self.volume_bar.shortcut_actions())
+        self.volume_bar.volume_ready.connect(self._on_volume_switched)
+        self.volume_bar.failed.connect(self.report_problem)
         self.annotation.build_menus()
         self.cine_timer = QtCore.QTimer(self)
         self.cine_timer.timeout.connect(self._cine_step)
@@ -117,6 +124,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._restore_settings()
         else:
             self._size_docks = True
+        self.volume_bar.show_source(None)  # hidden until an image of several volumes is open
 
     # --- status bar -----------------------------------------------------------------
     def _build_status_bar(self) -> None:
@@ -164,6 +172,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.report_problem("No images found")
             return  # the open study stays open
         self.sources = sources
+        self.volume_bar.set_sources(sources)
         self.series_browser.set_sources(sources)
         for p in getattr(self, "_pending_paths", []) if self.persistent else []:
             self._add_recent(p)
@@ -179,6 +188,7 @@ class MainWindow(QtWidgets.QMainWindow):
         key = self._image_key(source)
         title = series_title(source, volume)
         self.session.set_volume(volume, source.id, measurements=load_measurements(key), title=title)
+        self.volume_bar.show_source(source, volume)
         self.grid.set_layout(self.grid.layout_name if not volume.is_2d else "single")
         self.actions_.sync_to_volume(volume)
         self.series_browser.highlight(source.id)
@@ -192,9 +202,30 @@ class MainWindow(QtWidgets.QMainWindow):
         self.annotation.offer_recovery()
         self.volume_shown.emit(source.id)
 
-    @staticmethod
-    def _image_key(source) -> str:
+    def _image_key(self, source) -> str:
+        """Measurements and autosaved labels are kept under this key; the volumes of one
+        acquisition share theirs (the first volume's)."""
+        source = self.volume_bar.first_of_group(source)
         return "|".join(sorted(source.files)[:1] + [source.id])
+
+    def _on_volume_switched(self, source, volume) -> None:
+        """Another volume of the series on screen (the volume bar): on the same voxel grid only the
+        image changes; slice, crosshair, zoom, window, labels and measurements stay."""
+        shown = self.session.volume
+        if shown is None or not same_grid(volume, shown):
+            if self.annotation.unsaved():
+                self.volume_bar.show_source(self.current_source, shown)  # the slider goes back
+                self.report_problem(f"{source.id}: this volume is on another voxel grid than the one shown; "
+                                    "save the labels (Labels > Save labels as…) before showing it")
+                return
+            self._on_loaded(source, volume)  # a new image; nothing unsaved is lost
+            return
+        self.current_source = source
+        self.session.replace_image(volume, source.id)
+        self.tag_browser.set_source(source)
+        self.series_browser.highlight(source.id)
+        self.statusBar().showMessage(f"{self.session.title}: {self.volume_bar.caption.text()}", 5000)
+        self.volume_shown.emit(source.id)
 
     def _save_measurements(self) -> None:
         if self.current_source is not None and self.session.volume is not None:
@@ -250,6 +281,7 @@ class MainWindow(QtWidgets.QMainWindow):
             ev.ignore()
             return
         self.cine_timer.stop()
+        self.volume_bar.show_source(None)  # stops playing through the volumes
         if self.persistent:
             s = settings()
             s.setValue("geometry", self.saveGeometry())

@@ -37,6 +37,7 @@ class RegionGrowTool(QtCore.QObject):
         self._task: Task | None = None
         self.result: region_growing.GrowResult | None = None
         session.volume_changed.connect(self.discard)
+        session.image_replaced.connect(self.discard)  # a preview grown on the previous volume's values
 
     # --- state ------------------------------------------------------------------------
     @property

@@ -1,4 +1,7 @@
-"""Study/series list: one row per ImageSource with a thumbnail of its middle slice.
+"""Study/series list: one row per series with a thumbnail of its middle slice.
+
+The volumes of one acquisition (fMRI time points, DWI directions, echoes, a 4D file) are one row,
+"name (N volumes)", that opens the first volume; the window's volume bar goes through the others.
 
 Thumbnails come from volumes the caller has already loaded; the others are computed in
 worker threads (``source.preview()``, the middle slice of a DICOM series) and handed to the GUI
@@ -13,6 +16,7 @@ import numpy as np
 
 from medviewer.core.display import default_window
 from medviewer.ui import hand_over
+from medviewer.ui.volume_slider import volume_groups
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
@@ -158,18 +162,22 @@ class SeriesBrowser(QWidget):
         self._thumbnails: dict[str, np.ndarray] = {}
         self._pending: set[str] = set()
         self._highlighted: str | None = None
+        self._row_of: dict[str, str] = {}  # source id -> id of its row (a group's first volume)
 
     # --- public API ------------------------------------------------------------------
     def set_sources(self, sources: list, volumes: dict | None = None) -> None:
-        """List the sources; thumbnails from ``volumes`` (id -> Volume) or loaded in the background."""
+        """List the sources, a group of volumes as one row; thumbnails from ``volumes``
+        (id -> Volume) or loaded in the background."""
         self._drop_tasks()
-        self._sources, self._thumbnails = {}, {}
+        self._sources, self._thumbnails, self._row_of = {}, {}, {}
         self.list.clear()
         volumes = volumes or {}
-        for source in sources:
-            item = QListWidgetItem(QIcon(_placeholder(self._size, _short_name(source))), self._label(source))
+        for group in volume_groups(sources):
+            source = group[0]
+            self._row_of.update((member.id, source.id) for member in group)
+            item = QListWidgetItem(QIcon(_placeholder(self._size, _short_name(source))), self._label(source, len(group)))
             item.setData(ID_ROLE, source.id)
-            item.setToolTip(self._tooltip(source))
+            item.setToolTip(self._tooltip(source, len(group)))
             self.list.addItem(item)
             self._sources[source.id] = source
             if volumes.get(source.id) is not None:
@@ -187,6 +195,7 @@ class SeriesBrowser(QWidget):
             self.highlight(self._highlighted)
 
     def sources(self) -> list:
+        """One source per row (the first volume of a group)."""
         return list(self._sources.values())
 
     def current_source(self):
@@ -194,7 +203,9 @@ class SeriesBrowser(QWidget):
         return self._sources.get(item.data(ID_ROLE)) if item is not None else None
 
     def highlight(self, source_id: str | None) -> None:
-        """Mark the series now shown (bold, tinted); None clears the mark."""
+        """Mark the series now shown (bold, tinted; any volume of a group marks its row); None
+        clears the mark."""
+        source_id = self._row_of.get(source_id, source_id)
         self._highlighted = source_id
         tint = QColor(self.palette().highlight().color())
         tint.setAlpha(70)
@@ -227,15 +238,18 @@ class SeriesBrowser(QWidget):
         return [self.list.item(i) for i in range(self.list.count())]
 
     @staticmethod
-    def _label(source) -> str:
+    def _label(source, volumes: int = 1) -> str:
         details = " · ".join(t for t in (source.modality, size_text(source.size)) if t)
-        return f"{source.description or '(no description)'}\n{details}"
+        name = source.description or "(no description)"
+        return f"{name} ({volumes} volumes)\n{details}" if volumes > 1 else f"{name}\n{details}"
 
     @staticmethod
-    def _tooltip(source) -> str:
+    def _tooltip(source, volumes: int = 1) -> str:
         spacing = " × ".join(f"{v:.3g}" for v in source.spacing)
         lines = [f"{source.description} ({source.kind})", f"id: {source.id}",
                  f"{size_text(source.size)} voxels, {spacing} mm", f"{len(source.files)} file(s)"]
+        if volumes > 1:
+            lines.insert(2, f"{volumes} volumes of one acquisition (this is the first)")
         return "\n".join(lines + [f"⚠ {w}" for w in source.warnings])
 
     def _drop_tasks(self) -> None:

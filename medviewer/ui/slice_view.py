@@ -149,6 +149,7 @@ class SliceView(QtWidgets.QWidget):
         session.label_layers_changed.connect(self._rebuild_label_layers)
         session.heatmaps_changed.connect(self._rebuild_heatmaps)
         session.volume_changed.connect(self._on_volume)
+        session.image_replaced.connect(self._on_image_replaced)
         session.cursor_changed.connect(self._on_cursor)
         session.window_changed.connect(self._on_window)
         session.measurements_changed.connect(self._draw_measurements)
@@ -175,6 +176,15 @@ class SliceView(QtWidgets.QWidget):
         self.overlay.show_scale_bar = volume.spacing_known  # no mm bar over pixels of unknown size
         self.overlay.set_letters(g.labels if volume.metadata.get("oriented", True) else None)
         self.fit()
+
+    def _on_image_replaced(self) -> None:
+        """Another volume on the same grid (the volume slider): redraw this slice's image; the
+        slice, zoom, pan and window stay."""
+        if self.geometry_ is None or self._slice_index < 0:
+            return
+        self._on_window(self.session.window, self.session.invert)  # int16 redraws through its table
+        if self._lut16 is None:
+            self._show_slice()
 
     def _set_rect(self) -> None:
         w, h = self._display_extent()
