@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import json
 import os
 import sys
@@ -32,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("input", help="file, folder or DICOMDIR")
     convert.add_argument("output", help="output file (.nii, .nii.gz, .nrrd, .mha)")
     convert.add_argument("--series", help="series id (from `medviewer info`) or its 1-based number")
+    convert.add_argument("--4d", dest="four_d", action="store_true",
+                         help="write all volumes of the series (time points, diffusion directions) as one "
+                              "4D image, with .bval/.bvec beside a NIfTI for diffusion series")
+    convert.add_argument("--philips-scaling", choices=("display", "fp"), default="display",
+                         help="Philips values: display values (the DICOM rescale, default) or fp, the "
+                              "floating-point values of the private scale slope (as dcm2niix writes them)")
     from medviewer.cli_labels import add_parsers
 
     add_parsers(sub, convert)  # `stats`, and `convert --seg/--reference` for label maps
@@ -89,7 +96,16 @@ def main(argv: list[str] | None = None) -> int:
             argv = ["view"] + argv
         args = _parser().parse_args(argv)
         _clean_stale_temporaries()
-        return _run(args, argv)
+        if args.command in ("view", "screenshot"):
+            return _run(args, argv)
+        import warnings
+
+        from medviewer.io.native_output import native_output_silenced
+
+        # pydicom's warnings about a file's encoding repeat its bytes; the reader says what matters
+        warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
+        with native_output_silenced():  # C libraries' own complaints about a file stay off the terminal
+            return _run(args, argv)
     except MedViewerError as exc:
         error(str(exc))
         return 1
@@ -109,12 +125,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def error(message: str) -> None:
     """Print a refusal or failure: one line on stderr, `medviewer: error: ...`."""
-    print(f"medviewer: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+    from medviewer.io.messages import clean_text
+
+    print(f"medviewer: error: {clean_text(message, limit=2000)}", file=sys.stderr, flush=True)
 
 
 def warning(message: str) -> None:
     """Print something the user should know that did not stop the command."""
-    print(f"medviewer: warning: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+    from medviewer.io.messages import clean_text
+
+    print(f"medviewer: warning: {clean_text(message, limit=2000)}", file=sys.stderr, flush=True)
 
 
 def unexpected(exc: BaseException, context: str) -> int:
@@ -148,7 +168,8 @@ def _run(args, argv: list[str]) -> int:
             from medviewer.cli_labels import cmd_convert_labels
 
             return cmd_convert_labels(args)
-        return cmd_convert(args.input, args.output, args.series)
+        return cmd_convert(args.input, args.output, args.series, four_d=args.four_d,
+                           philips_scaling=args.philips_scaling)
     if args.command == "stats":
         from medviewer.cli_labels import cmd_stats
 
@@ -276,6 +297,7 @@ def cmd_info(path: str, as_json: bool) -> int:
     found = discover(path)
     _report_problems(found)
     infos = [s.info() for s in found.sources]
+    groups = Counter(i["volume_group"] for i in infos if i["volume_group"])
     if as_json:
         print(json.dumps(infos, indent=1))
     else:
@@ -289,6 +311,9 @@ def cmd_info(path: str, as_json: bool) -> int:
             print("    direction [{}]".format(" ".join(f"{v:.4g}" for v in i["direction"])))
             print(f"    files {i['files']}" + (f"  transfer syntax {', '.join(i['transfer_syntaxes'])}"
                                                  if i["transfer_syntaxes"] else ""))
+            if i["volume_group"]:
+                print(f"    volume {i['volume_index'] + 1} of {groups[i['volume_group']]} in 4D series "
+                      f"{i['volume_group']}" + _diffusion_text(i["diffusion"]))
             for w in i["warnings"]:
                 print(f"    warning: {w}")
             for label_file in i["linked_labels"]:
@@ -297,6 +322,13 @@ def cmd_info(path: str, as_json: bool) -> int:
         error(found.nothing_found())
         return 1
     return 0
+
+
+def _diffusion_text(diffusion: dict | None) -> str:
+    if diffusion is None:
+        return ""
+    g = diffusion["gradient"]
+    return f"  b={diffusion['b']:g}" + (f" gradient ({', '.join(f'{v:.4g}' for v in g)})" if g else "")
 
 
 def cmd_evaluate(args) -> int:
@@ -363,6 +395,7 @@ def _file_stem(name: str) -> str:
 
 
 def cmd_models(extra: list[str], as_json: bool) -> int:
+    from medviewer.ai.model_files import shown
     from medviewer.ai.registry import discover_models, model_dirs
 
     check_model_dirs(extra)
@@ -376,24 +409,41 @@ def cmd_models(extra: list[str], as_json: bool) -> int:
         return 0
     if not entries:
         print("no models found in " + ", ".join(str(d) for d, _ in model_dirs(extra)))
-    for e in entries:
+    for e in entries:  # available: what `infer` loads (registry.check_weights); else the reason
         state = "available" if e.available else f"unavailable: {e.reason}"
         task = e.spec.task if e.spec is not None else "?"
-        print(f"{e.name}  [{task}, {e.source}]  {state}")
+        line = f"{e.name}  [{task}, {e.source}]  {state}"
+        print(line if line.isprintable() else shown(line, 2000))
     return 0
 
 
-def cmd_convert(src: str, dst: str, series: str | None) -> int:
-    from medviewer.io import discover, write_volume
-    from medviewer.io.writer import WRITABLE, check_target
+def cmd_convert(src: str, dst: str, series: str | None, four_d: bool = False,
+                philips_scaling: str = "display") -> int:
+    from medviewer.io import discover, philips_scaling as scaling, write_volume
     from medviewer.io.sitk_image import extension_of
+    from medviewer.io.writer import WRITABLE, check_target
 
     if extension_of(dst) not in WRITABLE:
         raise MedViewerError(f"{dst}: unsupported output format; use one of {', '.join(WRITABLE)}")
     check_target(dst)
     found = discover(src)
     _report_problems(found)
-    volume = found.find(series).load()
+    if four_d:
+        from medviewer.io.volume_4d import group_for, load_4d, write_4d
+
+        members, left_out = group_for(found, series)
+        if left_out and series is None:
+            warning(f"{len(left_out)} other series not written (name one with --series): "
+                    + ", ".join(f"{s.id} ({s.description})" if s.description else s.id for s in left_out))
+        sources = [scaling.apply(s, philips_scaling) for s in members]
+        stack = load_4d(sources)
+        for w in stack.warnings:
+            warning(w)
+        written = write_4d(stack, dst)
+        print(f"wrote {written[0]} ({stack.describe()}, {len(sources)} volume{'s' if len(sources) > 1 else ''})"
+              + "".join(f"\nwrote {p}" for p in written[1:]))
+        return 0
+    volume = scaling.apply(found.find(series), philips_scaling).load()
     for w in volume.warnings:
         warning(w)
     write_volume(volume, dst)

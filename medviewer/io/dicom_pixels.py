@@ -7,6 +7,7 @@ applied per frame, so the values are HU for CT.
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections import defaultdict
@@ -18,7 +19,10 @@ from pydicom.uid import UID
 
 from medviewer.core.errors import ImageReadError
 from medviewer.core.volume import Volume
-from medviewer.io.dicom_header import FrameRecord, syntax_from_encoding
+from medviewer.io.dicom_files import open_dicom
+from medviewer.core.memory import check_fits
+from medviewer.io.dicom_header import FrameRecord, _number, syntax_from_encoding
+from medviewer.io.messages import library_reason
 
 _local = threading.local()
 
@@ -106,6 +110,8 @@ def _read_native(f: FrameRecord, out: np.ndarray) -> bool:
         if fp.readinto(view) != nbytes:
             raise ImageReadError(f.path, "pixel data is truncated")
     stored = np.frombuffer(view, dtype=dtype).reshape(f.rows, f.columns)
+    if f.bits_stored < f.bits_allocated:  # unsigned (signed goes through pydicom): bits above HighBit
+        stored = stored & dtype.type((1 << max(f.bits_stored, 1)) - 1)  # are overlays or noise, as pydicom masks them
     _rescale_into(stored, f, out)
     return True
 
@@ -122,6 +128,8 @@ def _rescale_into(stored: np.ndarray, f: FrameRecord, out: np.ndarray) -> None:
 def _decode_file(path: str, frames: list[tuple[int, FrameRecord]], out: np.ndarray) -> None:
     """Decode the frames one file contributes (slice index in out, frame record)."""
     first = frames[0][1]
+    if first.defect:  # found while reading the header (pixel data shorter than the header says)
+        raise ImageReadError(path, first.defect)
     if len(frames) == 1 and _fast_path_ok(first):
         try:
             if _read_native(first, out[frames[0][0]]):
@@ -129,7 +137,8 @@ def _decode_file(path: str, frames: list[tuple[int, FrameRecord]], out: np.ndarr
         except OSError as exc:
             raise ImageReadError(path, f"cannot read pixel data: {exc}") from exc
     try:
-        ds = pydicom.dcmread(path, force=True)
+        with open_dicom(path) as fp:
+            ds = pydicom.dcmread(fp, force=True)
         if not str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "")):
             syntax_from_encoding(ds)
         if not any(t in ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
@@ -153,22 +162,28 @@ def _decode_file(path: str, frames: list[tuple[int, FrameRecord]], out: np.ndarr
             arrays = {f.frame: pixel_array(ds, index=f.frame) for _, f in frames}
     except ImageReadError:
         raise
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - also pylibjpeg-rle's Rust PanicException (a BaseException)
+        if isinstance(exc, MemoryError):
+            raise ImageReadError(path, "not enough memory to decode the pixel data") from exc
         name = UID(first.transfer_syntax).name
         raise ImageReadError(path, f"cannot decode pixel data ({name}): {_one_line(exc)}") from exc
     for z, f in frames:
         arr = arrays[f.frame]
-        if arr.shape[:2] != (f.rows, f.columns):
-            raise ImageReadError(path, f"pixel data shape {arr.shape} does not match {f.rows}x{f.columns}")
+        stored = f.stored_shape or (f.rows, f.columns)
+        if arr.shape[:2] != stored:
+            raise ImageReadError(path, f"pixel data shape {arr.shape} does not match {stored[0]}x{stored[1]}")
+        if f.tile is not None:  # one slice of a mosaic
+            arr = arr[f.tile[0]:f.tile[0] + f.rows, f.tile[1]:f.tile[1] + f.columns]
         if channels(f) > 1:
             out[z] = arr
         else:
             _rescale_into(arr, f, out[z])
 
 
-def _one_line(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
-    return text[:300] or type(exc).__name__
+def _one_line(exc: BaseException) -> str:
+    return library_reason(exc, limit=300)
 
 
 def load_series(series) -> Volume:
@@ -176,6 +191,8 @@ def load_series(series) -> Volume:
     dtype = output_dtype(frames)
     first = frames[0]
     shape = (len(frames), first.rows, first.columns) + ((channels(first),) if channels(first) > 1 else ())
+    check_fits(math.prod(shape) * dtype.itemsize, f"{series.id}: the {'x'.join(map(str, shape[::-1][-3:]))} "
+                                                   f"{dtype.name} volume")
     out = np.empty(shape, dtype=dtype)
     by_file: dict[str, list[tuple[int, FrameRecord]]] = defaultdict(list)
     for z, f in enumerate(frames):
@@ -206,10 +223,15 @@ def load_series(series) -> Volume:
         "oriented": first.orientation is not None,  # patient orientation known (letters can be shown)
         "spacing_known": series.spacing_known,  # False: no PixelSpacing of any kind, 1 mm is a placeholder
     }
+    if series.value_note:
+        metadata["file_notes"] = series.value_note  # written as the NIfTI description
     for key in ("WindowCenter", "WindowWidth"):
         if key in header:
             value = header[key].value
-            metadata[key] = float(value[0] if isinstance(value, pydicom.multival.MultiValue) else value)
+            first_value = value[0] if isinstance(value, pydicom.multival.MultiValue) and len(value) else value
+            number = _number(first_value, float("nan"))  # empty, text or "1\\2" in a damaged file: no window
+            if np.isfinite(number):
+                metadata[key] = number
     return Volume(data=out, spacing=series.spacing, origin=series.origin, direction=series.direction,
                   modality=series.modality, metadata=metadata, is_2d=len(frames) == 1,
                   invert_display=first.photometric == "MONOCHROME1", warnings=list(series.warnings))

@@ -20,10 +20,15 @@ from medviewer.io.sources import ImageSource
 
 POSITION_DECIMALS = 2  # positions closer than 0.01 mm are the same slice
 SPACING_TOLERANCE = 0.01  # relative deviation of a slice step before it counts as uneven
+# "Missing slices" are filled in only while the regular grid holds at most this many times the
+# slices there are: a gap beyond that is no missing slice but a bad position
+MAX_GRID_GROWTH = 2
 
 
 class DicomSeries(ImageSource):
     """A volume assembled from DICOM frames; pixels are decoded only by load()."""
+
+    value_note = ""  # how the values were scaled, when not the DICOM rescale (philips_scaling)
 
     def __init__(self, source_id: str, frames: list[FrameRecord], warnings: list[str]):
         self.frames = frames
@@ -56,9 +61,29 @@ class DicomSeries(ImageSource):
         return self.frames[0].header
 
 
+def _drop_copies(frames: list[FrameRecord]) -> list[FrameRecord]:
+    """One record per image: the same SOP Instance (and frame) in several files (a copy, an export
+    beside the original, a .dcm.gz of it) is kept once, from the first file, as dcm2niix does."""
+    seen: dict[tuple, FrameRecord] = {}
+    copies: dict[str, int] = defaultdict(int)
+    kept = []
+    for f in sorted(frames, key=lambda r: (r.path, r.frame if r.frame is not None else -1, r.mosaic_index)):
+        uid = str(f.header.get("SOPInstanceUID", "") or "")
+        key = (uid, f.frame, f.mosaic_index)
+        if uid and key in seen and seen[key].path != f.path:
+            copies[seen[key].path] += f.mosaic_index == 0
+            continue
+        seen[key] = f
+        kept.append(f)
+    for f in kept:
+        if copies.get(f.path):
+            f.note = f"the same image is in {copies[f.path] + 1} files (same SOP Instance UID): read once"
+    return kept
+
+
 def group_frames(frames: list[FrameRecord]) -> list[DicomSeries]:
     series: dict[tuple, list[FrameRecord]] = defaultdict(list)
-    for frame in frames:
+    for frame in _drop_copies(frames):
         series[frame.series_key].append(frame)
     out: list[DicomSeries] = []
     for key, members in series.items():
@@ -67,12 +92,57 @@ def group_frames(frames: list[FrameRecord]) -> list[DicomSeries]:
         for group in _split_geometry(members):
             volumes.extend(_split_duplicates(group))
         volumes.sort(key=lambda v: (v[0], _order_key(v[1][0])))
+        # Derived isotropic (trace) images are stored with the DWI volumes but are not one of
+        # them: they stay separate sources, outside the 4D group (dcm2niix drops them).
+        volumes = [v for v in volumes if not _is_trace(v[1])] + [v for v in volumes if _is_trace(v[1])]
+        sources = []
         for n, (note, group) in enumerate(volumes, 1):
             source_id = base_id if len(volumes) == 1 else f"{base_id}.{n}"
             warnings = [note] if note else []
-            out.append(DicomSeries(source_id, group, warnings))
-    out.sort(key=lambda s: (s.modality, s.description, s.id))
+            warnings += sorted({f.note for f in group if f.note})
+            source = DicomSeries(source_id, group, warnings)
+            if group[0].diffusion is not None:
+                source.diffusion = (group[0].diffusion.b, group[0].diffusion.gradient)
+            if _is_trace(group):
+                source.description = f"{source.description} (derived trace)".strip()
+                source.warnings.append("derived isotropic (trace) diffusion image: kept apart from "
+                                       "the diffusion volumes of the series")
+            sources.append(source)
+        _group_volumes(base_id, [s for s in sources if not _is_trace(s.frames)])
+        out.extend(sources)
+    # the volumes of a group stay together, in acquisition order (".2" before ".10")
+    out.sort(key=lambda s: (s.modality, s.description, s.volume_group or s.id, s.volume_index, s.id))
     return out
+
+
+# the notes _split_duplicates leaves on each volume it separates
+_SPLIT_NOTES = ("frames share slice positions: split into", "several images at the same slice position: split into")
+
+
+def _is_trace(frames: list[FrameRecord]) -> bool:
+    return frames[0].diffusion is not None and frames[0].diffusion.trace
+
+
+def _grid_key(source: "DicomSeries") -> tuple:
+    return (source.frames[0].volume_kind, tuple(source.size), tuple(np.round(source.spacing, 4)), tuple(np.round(source.origin, 2)),
+            tuple(np.round(np.asarray(source.direction).ravel(), 4)))
+
+
+def _group_volumes(base_id: str, sources: list["DicomSeries"]) -> None:
+    """Volumes of one series on one voxel grid form a 4D group (time points, DWI directions),
+    in acquisition order; echoes and image types (magnitude, phase) get groups of their own, as
+    dcm2niix writes them to separate files, and so does each grid of a series with several."""
+    grids: dict[tuple, list[DicomSeries]] = defaultdict(list)
+    for source in sources:
+        grids[_grid_key(source)].append(source)
+    multi = [members for members in grids.values() if len(members) > 1]
+    for k, members in enumerate(multi):
+        group = base_id if len(multi) == 1 else f"{base_id}/{k + 1}"
+        for index, source in enumerate(members):
+            source.volume_group, source.volume_index = group, index
+            # being one volume of a 4D series is what the group says, not something to warn about
+            # (images that nothing in the header tells apart still are)
+            source.warnings = [w for w in source.warnings if not w.startswith(_SPLIT_NOTES[0])]
 
 
 def _order_key(f: FrameRecord) -> tuple:
@@ -112,7 +182,7 @@ def _split_duplicates(frames: list[FrameRecord]) -> list[tuple[str, list[FrameRe
         by_split[f.split_key].append(f)
     groups = list(by_split.values())
     if len(groups) > 1 and not any(_has_duplicates(g) for g in groups):
-        note = f"frames share slice positions: split into {len(groups)} volumes by echo/time/image type"
+        note = f"{_SPLIT_NOTES[0]} {len(groups)} volumes by echo/time/image type/diffusion"
         return [(note, g) for g in groups]
     # Nothing in the header tells them apart: the k-th image at each position forms volume k.
     result: list[list[FrameRecord]] = []
@@ -124,7 +194,7 @@ def _split_duplicates(frames: list[FrameRecord]) -> list[tuple[str, list[FrameRe
             stacks[seen[key]].append(f)
             seen[key] += 1
         result.extend(stacks[k] for k in sorted(stacks))
-    note = f"several images at the same slice position: split into {len(result)} volumes"
+    note = f"{_SPLIT_NOTES[1]} {len(result)} volumes"
     return [(note, g) for g in result]
 
 
@@ -155,13 +225,22 @@ def _geometry(frames: list[FrameRecord]) -> dict:
         if positioned and dz <= 0:
             dz = 1.0
         if positioned and np.max(np.abs(steps - dz)) > max(SPACING_TOLERANCE * dz, 1e-3):
-            n = int(np.floor((proj[-1] - proj[0]) / dz + 1e-3)) + 1  # grid stays inside the scanned extent
-            grid_positions = proj[0] + dz * np.arange(n)
-            missing = int(round(np.sum(np.maximum(np.round(steps / dz) - 1, 0))))
-            what = (f"{missing} slice(s) missing" if missing and np.allclose(steps / dz, np.round(steps / dz), atol=0.05)
-                    else "uneven slice spacing")
-            warnings.append(f"{what} (steps {steps.min():.3g} to {steps.max():.3g} mm): resampled to a "
-                            f"regular {dz:.4g} mm grid of {n} slices by linear interpolation")
+            extent = (proj[-1] - proj[0]) / dz
+            n = int(np.floor(extent + 1e-3)) + 1  # grid stays inside the scanned extent
+            if n > MAX_GRID_GROWTH * len(frames) + 2:
+                # One wild position (or slices of several volumes) would make a grid far larger
+                # than what was acquired: keep the slices as stored instead of inventing them.
+                warnings.append(f"slice positions are implausible (steps {steps.min():.3g} to {steps.max():.3g} mm "
+                                f"for {len(frames)} slices): shown at a regular {dz:.4g} mm in slice order, "
+                                "not resampled; positions along the slice axis are unreliable")
+            else:
+                grid_positions = proj[0] + dz * np.arange(n)
+                missing = int(round(np.sum(np.maximum(np.round(steps / dz) - 1, 0))))
+                what = (f"{missing} slice(s) missing"
+                        if missing and np.allclose(steps / dz, np.round(steps / dz), atol=0.05)
+                        else "uneven slice spacing")
+                warnings.append(f"{what} (steps {steps.min():.3g} to {steps.max():.3g} mm): resampled to a "
+                                f"regular {dz:.4g} mm grid of {n} slices by linear interpolation")
         if positioned:
             offsets = np.array([f.position - frames[0].position for f in frames])
             lateral = offsets - np.outer(proj - proj[0], normal)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from medviewer.core.errors import ImageReadError, MedViewerError
+from medviewer.io.dicom_files import analyze_pair_exists, has_dicm_prefix
 from medviewer.io.dicom_header import dicomdir_files, frames_from_header, is_dicomdir, read_header
 from medviewer.io.dicom_series import group_frames
 from medviewer.io.label_links import LabelObject, label_kind, label_object, link_labels
@@ -44,6 +45,8 @@ def discover(path: str) -> Discovery:
                 result.sources.extend(inspect_file(f))
             except ImageReadError as exc:
                 result.problems.append(Problem(exc.path, exc.reason))
+        elif _dicom_by_content(f, ext):
+            dicom_candidates.append(f)
         elif ext in COMPANIONS or (ext in _NOT_IMAGES and not explicit):
             result.skipped += 1
         else:
@@ -51,6 +54,14 @@ def discover(path: str) -> Discovery:
     _scan_dicom(dicom_candidates, result, explicit, labels)
     result.problems.extend(link_labels(result.sources, labels, named=path if explicit else None))
     return result
+
+
+def _dicom_by_content(path: str, ext: str) -> bool:
+    """DICOM files under names that would otherwise be skipped: `*.img` without an Analyze .hdr
+    beside it (Agfa/Siemens exports) and gzip-compressed files (`*.dcm.gz`)."""
+    if ext in (".img", ".img.gz"):
+        return not analyze_pair_exists(path) and has_dicm_prefix(path)
+    return ext == ".gz" and has_dicm_prefix(path)
 
 
 def _header_or_problem(path: str, explicit: bool):

@@ -116,6 +116,13 @@ class Discovery:
             if len(self.sources) > 1:
                 ids = ", ".join(s.id for s in self.sources)
                 where = f" under {self.root}" if self.root else ""
+                groups = {s.volume_group for s in self.sources}
+                if len(groups) == 1 and "" not in groups:
+                    raise MedViewerError(f"{len(self.sources)} volumes of one 4D series found{where}; write them "
+                                         f"all with --4d, or choose one with --series ({ids})")
+                if groups - {""}:
+                    raise MedViewerError(f"{len(self.sources)} series and volumes found{where}; write the volumes "
+                                         f"of a 4D series at once with --4d, or choose one with --series ({ids})")
                 raise MedViewerError(f"{len(self.sources)} series found{where}; choose one with --series ({ids})")
             return self.sources[0]
         for source in self.sources:
