@@ -115,3 +115,13 @@ def test_b_values_and_gradients_are_compared():
     assert compare(mine, ref).passed
     mine.bvecs = np.array([[0, 0, 0], [0, 1.0, 0]])
     assert "gradient of volume 1" in compare(mine, ref).diffusion
+
+
+def test_fsl_bvecs_are_read_in_the_image_axes_with_x_negated_for_a_positive_determinant():
+    from tests.support.world_images import fsl_bvecs_to_world
+
+    las = np.diag([-2.0, 2.0, 2.0, 1.0])  # dcm2niix's usual storage: determinant < 0, no flip
+    ras = np.diag([2.0, 2.0, 2.0, 1.0])  # determinant > 0: FSL's x is the opposite of the voxel x
+    g = np.array([[0.6], [0.8], [0.0]])
+    assert np.allclose(fsl_bvecs_to_world(g, las), [[-0.6, 0.8, 0.0]])
+    assert np.allclose(fsl_bvecs_to_world(g, ras), [[-0.6, 0.8, 0.0]])  # the same world direction
