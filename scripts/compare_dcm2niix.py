@@ -18,7 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.dcm2niix_reference import convert_options, corpus_cases, default_data_root, run_case, table  # noqa: E402
+from tests.support.dcm2niix_reference import (  # noqa: E402
+    convert_options, corpus_cases, default_data_root, run_case, table)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(run_case(case, args.keep, options))
     print(table(rows))
     passed = sum(r.passed for r in rows)
-    print(f"{passed}/{len(rows)} rows pass ({len(cases)} series; convert options: {' '.join(sorted(options)) or 'none'}; "
+    used = " ".join(sorted(options)) or "none"
+    print(f"{passed}/{len(rows)} rows pass ({len(cases)} series; convert options: {used}; "
           f"{time.perf_counter() - start:.1f} s)")
     return 0 if passed == len(rows) else 1
 

@@ -427,7 +427,7 @@ def table(rows: list[Row]) -> str:
         for r in members:
             corner = "-" if r.outcome is None else f"{r.outcome.corner_mm:.3g}"
             pixels = "-" if r.outcome is None else r.outcome.pixels
-            volumes = f"{r.volumes if r.outcome else '-'} vs {r.ref_volumes}"
+            volumes = f"{r.volumes if r.outcome else '-'} vs {r.ref_volumes if r.ref_size != '-' else '-'}"
             cells = (r.case.series, r.case.reference, r.via, f"{r.size.split(' x')[0]} vs {r.ref_size.split(' x')[0]}",
                      volumes, corner, pixels, r.verdict)
             lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
