@@ -6,7 +6,7 @@ manifest.json (or .yaml) declares what a model is, what it accepts and what it r
      "input": {"modality": "MR", "dims": 3, "channels": 1, "spacing": [1, 1, 1],
                "normalisation": "zscore"},
      "outputs": {"labels": {"1": {"name": "anterior", "colour": [255, 0, 0]}, ...}},
-     "network": {"class": "monai.networks.nets.UNet", "args": {...}}   # or {"torchscript": true}
+     "network": {"class": "monai.networks.nets.UNet", "args": {...}}   # monai.networks.nets only
      "weights": "model.pt", "sha256": "...", "metrics": {...}, "training": {...},
      "licence": "...", "intended_use": "research and demonstration, not for clinical use"}
 
@@ -40,9 +40,13 @@ The manifest itself is not hashed (only the weights are), so these figures can b
 shipped model without retraining it.
 
 Built-in models live in resources/models/, users add folders to <user data dir>/models, to
-MEDVIEWER_MODELS or pass --models DIR. A manifest error, a missing weights file or a SHA-256
-mismatch makes a model unavailable with the reason; it never stops the others from loading.
-No torch here: the weights are only hashed, not loaded (see ai.backends.torch_loader).
+MEDVIEWER_MODELS or pass --models DIR. A model is available only when `infer` will load it
+(check_weights): a network class of monai.networks.nets, a weights file inside the model's folder
+(symlinks followed), present, with the declared SHA-256, and holding only what the loader accepts
+(a torch state dict that weights_only=True reads, a skops file of trusted types: ai.model_files).
+Anything else makes the model unavailable with the reason in one line; it never stops the others
+from loading. The contents are looked at once per SHA-256 in a process. No torch or scikit-learn
+here: the files are hashed and parsed, never loaded (see ai.backends.torch_loader, sklearn_io).
 """
 from __future__ import annotations
 
@@ -53,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medviewer.ai.model_files import content_problem, network_problem, resolve_inside, shown
 from medviewer.core.errors import MedViewerError
 
 TASKS = ("classification", "segmentation", "anomaly")
@@ -79,7 +84,8 @@ class ModelSpec:
 
     @property
     def weights_path(self) -> Path:
-        return self.folder / self.manifest["weights"]
+        """The weights file, symlinks resolved; UnsafeModelFile when it lies outside the folder."""
+        return resolve_inside(self.folder, self.manifest["weights"])
 
     @property
     def class_names(self) -> list[str]:
@@ -116,24 +122,28 @@ def read_manifest(folder: Path) -> ModelSpec:
     if path is None:
         raise ManifestError(f"{folder}: no manifest.json or manifest.yaml")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = resolve_inside(folder, path.name).read_text(encoding="utf-8")
         if path.suffix == ".json":
             manifest = json.loads(text)
         else:
             import yaml
 
             manifest = yaml.safe_load(text)
-    except (OSError, ValueError, ImportError) as exc:
-        raise ManifestError(f"{path}: cannot read the manifest: {' '.join(str(exc).split())[:200]}") from exc
-    except Exception as exc:  # yaml.YAMLError and friends
-        raise ManifestError(f"{path}: cannot read the manifest: {' '.join(str(exc).split())[:200]}") from exc
+    except MedViewerError as exc:
+        raise ManifestError(f"{path}: {exc}") from exc
+    except Exception as exc:  # OSError, ValueError, ImportError, yaml.YAMLError and friends
+        from medviewer.io.messages import library_reason
+
+        raise ManifestError(f"{path}: cannot read the manifest: {library_reason(exc)}") from exc
     if not isinstance(manifest, dict):
         raise ManifestError(f"{path}: the manifest must be a mapping of fields")
     missing = [k for k in REQUIRED if k not in manifest]
     if missing:
         raise ManifestError(f"{path}: missing field(s) {', '.join(missing)}")
+    if not isinstance(manifest["name"], str) or not manifest["name"] or not manifest["name"].isprintable():
+        raise ManifestError(f"{path}: the name must be plain printable text")
     if manifest["task"] not in TASKS:
-        raise ManifestError(f"{path}: task {manifest['task']!r} is not one of {', '.join(TASKS)}")
+        raise ManifestError(f"{path}: task {shown(manifest['task'])!r} is not one of {', '.join(TASKS)}")
     if not isinstance(manifest["input"], dict) or manifest["input"].get("dims") not in (2, 3):
         raise ManifestError(f"{path}: input must give dims 2 or 3")
     problem = _contract_problem(manifest["input"])
@@ -145,7 +155,7 @@ def read_manifest(folder: Path) -> ModelSpec:
         raise ManifestError(f"{path}: a segmentation model must list its output labels")
     framework = manifest.get("framework", "torch")
     if framework not in FRAMEWORKS:
-        raise ManifestError(f"{path}: framework {framework!r} is not one of {', '.join(FRAMEWORKS)}")
+        raise ManifestError(f"{path}: framework {shown(framework)!r} is not one of {', '.join(FRAMEWORKS)}")
     if framework == "scikit-learn":
         if not str(manifest["weights"]).endswith(".skops"):
             raise ManifestError(f"{path}: scikit-learn models are stored as .skops files (never pickle)")
@@ -153,8 +163,8 @@ def read_manifest(folder: Path) -> ModelSpec:
     if manifest["task"] == "anomaly":
         raise ManifestError(f"{path}: anomaly models are scikit-learn models")
     network = manifest.get("network", {})
-    if not (network.get("torchscript") or network.get("class")):
-        raise ManifestError(f"{path}: network must name a class (e.g. monai.networks.nets.UNet) or be torchscript")
+    if not isinstance(network, dict) or not (network.get("torchscript") or network.get("class")):
+        raise ManifestError(f"{path}: network must name a class (e.g. monai.networks.nets.UNet)")
     return ModelSpec(folder=folder, manifest=manifest)
 
 
@@ -203,14 +213,24 @@ def sha256_of(path: Path) -> str:
 
 
 def check_weights(spec: ModelSpec) -> str:
-    """'' when the weights file is there with the declared SHA-256, else the reason."""
-    path = spec.weights_path
+    """'' when `infer` can load this model, else the reason (one line): the network is one MedViewer
+    builds, the weights file lies inside the model's folder, is there with the declared SHA-256 and
+    holds only what the loader accepts (looked at once per SHA-256: ai.model_files)."""
+    framework = spec.manifest.get("framework", "torch")
+    if framework == "torch":
+        problem = network_problem(spec.manifest.get("network"))
+        if problem:
+            return problem
+    try:
+        path = spec.weights_path
+    except MedViewerError as exc:
+        return str(exc)
     if not path.is_file():
-        return f"weights file {path.name} is missing"
+        return f"weights file {shown(spec.manifest['weights'])} is missing"
     actual = sha256_of(path)
     if actual.lower() != str(spec.sha256).lower():
-        return f"weights file {path.name} does not match its SHA-256 (expected {str(spec.sha256)[:12]}…, got {actual[:12]}…)"
-    return ""
+        return f"weights file {shown(spec.manifest['weights'])} does not match its SHA-256 (expected {shown(spec.sha256)[:12]}…, got {actual[:12]}…)"
+    return content_problem(path, framework, actual)
 
 
 def model_dirs(extra: list[str] | None = None) -> list[tuple[Path, str]]:
@@ -249,7 +269,7 @@ def discover_models(extra: list[str] | None = None) -> list[ModelEntry]:
             except ManifestError as exc:
                 entry.reason = str(exc)
             except OSError as exc:
-                entry.reason = f"{folder}: {exc}"
+                entry.reason = shown(f"{folder}: {exc}", 300)
             entries.append(entry)
     return entries
 

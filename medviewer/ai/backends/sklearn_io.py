@@ -1,15 +1,18 @@
-"""Saving and loading scikit-learn models safely with skops (no pickle): beyond the types skops
-trusts by default, only scikit-learn classes are accepted when loading."""
+"""Saving and loading scikit-learn models safely with skops (no pickle). A file is loaded only
+after registry.check_weights has passed it (every type in it on ai.skops_check's explicit list);
+skops is then trusted with exactly the types its own audit reports, all of which must be on
+SKLEARN_TYPES."""
 from __future__ import annotations
 
 import os
 from typing import Any
 
 from medviewer.ai.registry import ModelSpec, check_weights
+from medviewer.ai.skops_check import SKLEARN_TYPES
 from medviewer.core.errors import MedViewerError
 from medviewer.core.tempfiles import write_path_atomically
+from medviewer.io.messages import clean_text, library_reason
 
-TRUSTED_PREFIXES = ("sklearn.",)  # estimator classes only; functions and other types are refused
 _cache: dict[str, tuple[float, Any]] = {}
 
 
@@ -23,7 +26,7 @@ def load(spec: ModelSpec) -> Any:
     """The verified estimator of a registry model (cached; reloaded when the file changes)."""
     reason = check_weights(spec)
     if reason:
-        raise MedViewerError(f"{spec.folder}: {reason}")
+        raise MedViewerError(f"{spec.folder}: cannot load the model: {reason}")
     path = spec.weights_path
     key, mtime = str(path), path.stat().st_mtime
     cached = _cache.get(key)
@@ -33,14 +36,14 @@ def load(spec: ModelSpec) -> Any:
 
     try:
         untrusted = sio.get_untrusted_types(file=str(path))
-        refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+        refused = [clean_text(t) for t in untrusted if t not in SKLEARN_TYPES]
         if refused:
-            raise MedViewerError(f"{spec.folder}: the model file holds types that are not scikit-learn's "
-                                 f"({', '.join(refused[:3])}); refusing to load it")
+            raise MedViewerError(f"{spec.folder}: cannot load the model: it holds types that are not trusted "
+                                 f"({', '.join(refused[:3])})")
         estimator = sio.load(str(path), trusted=untrusted)
     except MedViewerError:
         raise
     except Exception as exc:  # skops raises a variety of errors for damaged files
-        raise MedViewerError(f"{spec.folder}: cannot load the model: {' '.join(str(exc).split())[:200]}") from exc
+        raise MedViewerError(f"{spec.folder}: cannot load the model: {library_reason(exc)}") from exc
     _cache[key] = (mtime, estimator)
     return estimator
