@@ -10,8 +10,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from medviewer.core.errors import ImageWriteError
+from medviewer.core.memory import check_fits
 from medviewer.core.tempfiles import publish, write_atomically, write_path_atomically  # noqa: F401 (re-exported)
 from medviewer.core.volume import Volume
+from medviewer.io.sitk_buffer import image_behind
 from medviewer.io.sitk_image import extension_of
 from medviewer.io.messages import os_reason, plain_reason
 
@@ -19,11 +21,20 @@ WRITABLE = (".nii", ".nii.gz", ".nrrd", ".mha", ".mhd")
 
 
 def to_sitk(volume: Volume) -> sitk.Image:
-    """The SimpleITK image of a volume (2D for 2D sources, vector pixels for RGB)."""
-    data = volume.data[0] if volume.is_2d else volume.data
-    if data.dtype == np.float16 or data.dtype == bool:
-        data = data.astype(np.float32 if data.dtype == np.float16 else np.uint8)
-    image = sitk.GetImageFromArray(np.ascontiguousarray(data), isVector=volume.is_rgb)
+    """The SimpleITK image of a volume, vector pixels for RGB. A slice with patient geometry (a
+    DICOM slice of any orientation, a one-slice NIfTI) is a 3D image of one slice with the full
+    direction and origin, as SimpleITK reads it; a 2D picture without any (PNG, JPEG:
+    metadata 'oriented' False) stays 2D. A volume read by medviewer.io is handed over on its own
+    buffer (sitk_buffer), others are copied once, after a memory check."""
+    as_2d = volume.is_2d and not volume.metadata.get("oriented", False)
+    data = volume.data[0] if as_2d else volume.data
+    image = image_behind(data)
+    if image is None or image.GetDimension() != (2 if as_2d else 3):
+        if data.dtype == np.float16 or data.dtype == bool:
+            data = data.astype(np.float32 if data.dtype == np.float16 else np.uint8)
+        copies = data.nbytes * (1 if data.flags.c_contiguous else 2)
+        check_fits(copies, f"writing the {'x'.join(map(str, volume.size))} {data.dtype} image")
+        image = sitk.GetImageFromArray(np.ascontiguousarray(data), isVector=volume.is_rgb)
     n = image.GetDimension()
     image.SetSpacing(volume.spacing[:n])
     image.SetOrigin(volume.origin[:n])
