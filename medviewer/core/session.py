@@ -18,9 +18,11 @@ from medviewer.core.volume import Volume
 def same_grid(a: Volume, b: Volume, tolerance_mm: float = 1e-3) -> bool:
     """Whether two volumes share one voxel grid (shape, spacing, origin, direction): a label map
     drawn on one lies on the same voxels of the other."""
-    return (a.data.shape == b.data.shape and np.allclose(a.spacing, b.spacing, atol=1e-6)
-            and np.allclose(a.origin, b.origin, atol=tolerance_mm)
-            and np.allclose(a.direction, b.direction, atol=1e-6))
+    def close(u, v, tolerance):
+        return float(np.max(np.abs(np.subtract(u, v)))) <= tolerance
+
+    return (a.data.shape == b.data.shape and close(a.spacing, b.spacing, 1e-6)
+            and close(a.origin, b.origin, tolerance_mm) and close(a.direction, b.direction, 1e-6))
 
 
 class Session:

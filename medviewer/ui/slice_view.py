@@ -180,11 +180,12 @@ class SliceView(QtWidgets.QWidget):
     def _on_image_replaced(self) -> None:
         """Another volume on the same grid (the volume slider): redraw this slice's image; the
         slice, zoom, pan and window stay."""
+        volume = self.session.volume
         if self.geometry_ is None or self._slice_index < 0:
             return
-        self._on_window(self.session.window, self.session.invert)  # int16 redraws through its table
-        if self._lut16 is None:
-            self._show_slice()
+        if (self._lut16 is not None) != (volume.data.dtype == np.int16 and not volume.is_rgb):
+            self._on_window(self.session.window, self.session.invert)  # another type: another table
+        self._show_slice()
 
     def _set_rect(self) -> None:
         w, h = self._display_extent()
