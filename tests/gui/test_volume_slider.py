@@ -352,3 +352,48 @@ def test_a_dwi_series_shows_the_b_value_and_gradient_of_the_volume(qtbot, tmp_pa
     assert w.volume_bar.caption.text() == volume_caption(1, 2, rows[0][1])
     assert w.volume_bar.caption.text().startswith("Volume 2 / 2 · b = 1000 · g (")
     assert np.array_equal(w.session.volume.data, expected)
+
+
+def _shifted_volume_two(monkeypatch):
+    """Time point 2 reads as if on another grid (its origin 5 mm away)."""
+    from medviewer.io.sitk_image import FileImage
+
+    load = FileImage.load
+
+    def shifted(self):
+        volume = load(self)
+        if self.volume_index == 2:
+            volume.origin = (volume.origin[0] + 5.0,) + tuple(volume.origin[1:])
+        return volume
+
+    monkeypatch.setattr(FileImage, "load", shifted)
+
+
+def test_a_volume_on_another_grid_is_refused_while_labels_are_unsaved(win, qtbot, monkeypatch):
+    _shifted_volume_two(monkeypatch)
+    labels = win.session.add_label_map()
+    labels.paint((slice(3, 4), slice(10, 14), slice(10, 14)), np.ones((1, 4, 4), bool), 1, "brush")
+    with qtbot.waitSignal(win.problem, timeout=30_000) as signal:
+        win.volume_bar.request(2)
+    assert "another voxel grid" in signal.args[0] and "save the labels" in signal.args[0]
+    assert win.session.label_maps == [labels] and labels.data.sum() == 16
+    assert np.array_equal(win.session.volume.data, volume_values(0))
+    assert win.volume_bar.shown == 0 and win.volume_bar.slider.value() == 0
+
+
+def test_a_volume_on_another_grid_opens_as_a_new_image_when_nothing_is_unsaved(win, qtbot, monkeypatch):
+    _shifted_volume_two(monkeypatch)
+    win.session.set_window(Window(50.0, 20.0))
+    switch(qtbot, win, 2)
+    volume = win.session.volume
+    assert np.array_equal(volume.data, volume_values(2)) and volume.origin[0] == pytest.approx(-15.0)
+    assert win.session.window != Window(50.0, 20.0)  # a new image gets its own window
+    assert win.volume_bar.isVisible() and win.volume_bar.shown == 2
+
+
+def test_a_tool_preview_of_the_previous_volume_is_dropped(win, qtbot):
+    region = (slice(0, 1), slice(0, 4), slice(0, 4))
+    win.session.set_preview(region, np.ones((1, 4, 4), bool))
+    assert win.session.preview is not None
+    switch(qtbot, win, 1)
+    assert win.session.preview is None  # its voxels were chosen on the other volume's values
