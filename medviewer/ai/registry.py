@@ -64,6 +64,7 @@ TASKS = ("classification", "segmentation", "anomaly")
 FRAMEWORKS = ("torch", "scikit-learn")  # scikit-learn models are stored with skops (no pickle)
 REQUIRED = ("name", "version", "task", "input", "outputs", "weights", "sha256", "intended_use")
 MANIFEST_NAMES = ("manifest.json", "manifest.yaml", "manifest.yml")
+MAX_MANIFEST_BYTES = 1 << 20  # the shipped manifests are 2-12 kB
 _hash_cache: dict[tuple[str, int, int], str] = {}
 
 
@@ -122,13 +123,20 @@ def read_manifest(folder: Path) -> ModelSpec:
     if path is None:
         raise ManifestError(f"{folder}: no manifest.json or manifest.yaml")
     try:
-        text = resolve_inside(folder, path.name).read_text(encoding="utf-8")
+        real = resolve_inside(folder, path.name)
+        if real.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ManifestError(f"{path}: the manifest is {real.stat().st_size} bytes; a manifest is a few kB")
+        text = real.read_text(encoding="utf-8")
         if path.suffix == ".json":
             manifest = json.loads(text)
         else:
             import yaml
 
+            if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text)):  # aliases can nest
+                raise ManifestError(f"{path}: YAML anchors and aliases are not accepted in a manifest")
             manifest = yaml.safe_load(text)
+    except ManifestError:
+        raise
     except MedViewerError as exc:
         raise ManifestError(f"{path}: {exc}") from exc
     except Exception as exc:  # OSError, ValueError, ImportError, yaml.YAMLError and friends

@@ -23,8 +23,16 @@ import zipfile
 from pathlib import Path
 
 from medviewer.ai.model_files import shown
+from medviewer.core.memory import TooLarge, check_fits
 
-MAX_PICKLE_BYTES = 64 << 20  # data.pkl of a state dict is ~100 bytes per tensor
+MAX_PICKLE_BYTES = 16 << 20  # data.pkl of a state dict is ~100 bytes per tensor
+# the opcodes torch.save writes for a state dict (any protocol); no sets, no classes, no extensions
+OPCODES = frozenset("PROTO FRAME STOP MARK EMPTY_DICT EMPTY_LIST EMPTY_TUPLE DICT LIST TUPLE TUPLE1 "
+                    "TUPLE2 TUPLE3 SETITEM SETITEMS APPEND APPENDS BINUNICODE SHORT_BINUNICODE "
+                    "BINUNICODE8 BININT BININT1 BININT2 LONG1 NEWFALSE NEWTRUE NONE BINFLOAT GLOBAL "
+                    "STACK_GLOBAL REDUCE BUILD BINPERSID PUT BINPUT LONG_BINPUT MEMOIZE GET BINGET "
+                    "LONG_BINGET".split())
+PARSED_PER_BYTE = 64  # with those opcodes, one byte makes at most one empty dict (64 bytes)
 STORAGE_BYTES = {  # torch.<Type>Storage -> bytes per element
     "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2, "LongStorage": 8,
     "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1, "BoolStorage": 1,
@@ -33,7 +41,7 @@ STORAGE_BYTES = {  # torch.<Type>Storage -> bytes per element
 
 
 class Refused(Exception):
-    """The pickle holds something a state dict never holds."""
+    """The file is not a plain state dict; the text completes "it ..." (one line)."""
 
 
 class Forbidden(Refused):
@@ -67,7 +75,7 @@ class _OrderedDict(dict):
 
     def __setstate__(self, state) -> None:  # the _metadata attribute: version numbers, not weights
         if not isinstance(state, dict) or set(state) - {"_metadata"}:
-            raise Refused("an OrderedDict with attributes other than _metadata")
+            raise Refused("holds an OrderedDict with attributes other than _metadata")
 
 
 def _ints(values, n: int | None = None) -> bool:
@@ -78,15 +86,15 @@ def _ints(values, n: int | None = None) -> bool:
 def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):
     if not (isinstance(storage, _Storage) and type(offset) is int and offset >= 0 and _ints(size)
             and _ints(stride, len(size))):
-        raise Refused("a tensor with a malformed layout")
+        raise Refused("holds a tensor with a malformed layout")
     if hooks or metadata:
-        raise Refused("a tensor with hooks or metadata")
+        raise Refused("holds a tensor with hooks or metadata")
     return _Tensor(storage, offset, size, stride)
 
 
 def _rebuild_parameter(data, requires_grad=False, hooks=None):
     if not isinstance(data, _Tensor) or hooks:
-        raise Refused("a parameter that is not a plain tensor")
+        raise Refused("holds a parameter that is not a plain tensor")
     return data
 
 
@@ -107,7 +115,7 @@ class _Unpickler(pickle.Unpickler):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
                 and isinstance(pid[1], _StorageType) and isinstance(pid[2], str) and pid[2].isdigit()
                 and type(pid[4]) is int and pid[4] >= 0):
-            raise Refused("a storage reference of an unknown form")
+            raise Refused("holds a storage reference of an unknown form")
         return _Storage(pid[2], pid[1].itemsize, pid[4])
 
 
@@ -115,26 +123,32 @@ def _data_pickle(archive: zipfile.ZipFile) -> tuple[str, bytes]:
     """(the archive's folder name, the bytes of its data.pkl)."""
     records = [i for i in archive.infolist() if i.filename.count("/") == 1 and i.filename.endswith("/data.pkl")]
     if len(records) != 1:
-        raise Refused("no single <archive>/data.pkl record (not a torch.save file)")
+        raise Refused("has no single <archive>/data.pkl record (it is not a torch.save file)")
     if records[0].file_size > MAX_PICKLE_BYTES:
-        raise Refused(f"a data.pkl of {records[0].file_size} bytes")
+        raise Refused(f"has a data.pkl of {records[0].file_size} bytes, more than a state dict needs")
+    check_fits(PARSED_PER_BYTE * records[0].file_size, "its pickle unpacked")
     with archive.open(records[0]) as fp:
         return records[0].filename.split("/")[0], fp.read(MAX_PICKLE_BYTES + 1)
 
 
 def _prescan(data: bytes) -> None:
-    """Walk the opcodes without building anything (pickletools): the pickle must be whole, and
-    each memo index one the pickle has earned (the C unpickler sizes its memo by the largest index
+    """Walk the opcodes without building anything (pickletools): the pickle must be whole, use
+    only OPCODES (which bounds the memory its objects take), and each memo index must be one the
+    pickle has earned (the C unpickler sizes its memo by the largest index
     it sees: a ten-byte pickle asking for index 2**31 would make it allocate and clear 32 GB)."""
     stored: set[int] = set()
     for n, (op, arg, _) in enumerate(pickletools.genops(data)):
+        if op.name == "GLOBAL" and tuple(arg.split(" ", 1)) not in GLOBALS:  # named first, when it is
+            raise Forbidden(".".join(shown(part) for part in arg.split(" ", 1)))
+        if op.name not in OPCODES:
+            raise Refused(f"has the pickle opcode {op.name}, which torch.save does not write for a state dict")
         if op.name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
             index = len(stored) if op.name == "MEMOIZE" else arg
             if not isinstance(index, int) or index > n:
-                raise Refused("a pickle memo index out of range")
+                raise Refused("has a pickle memo index out of range")
             stored.add(index)
         elif op.name in ("GET", "BINGET", "LONG_BINGET") and arg not in stored:
-            raise Refused("a pickle reference to nothing")
+            raise Refused("has a pickle reference to nothing")
 
 
 def _layout_problem(name: str, tensor: _Tensor, sizes: dict[str, int], prefix: str) -> str:
@@ -142,7 +156,7 @@ def _layout_problem(name: str, tensor: _Tensor, sizes: dict[str, int], prefix: s
     if stored is None:
         return f"tensor {name}: its storage {tensor.storage.key} is not in the archive"
     if stored < tensor.storage.numel * tensor.storage.itemsize:
-        return f"tensor {name}: its storage holds {stored} bytes, fewer than the {tensor.storage.numel} elements it declares"
+        return f"tensor {name}: its storage holds {stored} bytes, fewer than its {tensor.storage.numel} elements need"
     if 0 not in tensor.size:
         last = tensor.offset + sum((s - 1) * st for s, st in zip(tensor.size, tensor.stride))
         if last >= tensor.storage.numel:
@@ -159,7 +173,9 @@ def state_dict_problem(path: str | Path) -> str:
     except zipfile.BadZipFile:
         return "it is not a torch.save zip archive (torch's legacy format and other pickles are not accepted)"
     except Refused as exc:
-        return f"it holds {exc}"
+        return f"it {exc}"
+    except TooLarge as exc:
+        return str(exc)
     except (OSError, ValueError, EOFError, RuntimeError) as exc:  # damaged archive records
         return f"it cannot be read as a zip archive ({type(exc).__name__})"
     try:
@@ -168,7 +184,7 @@ def state_dict_problem(path: str | Path) -> str:
     except Forbidden as exc:
         return f"its pickle asks for {exc}, which is not part of a state dict"
     except Refused as exc:
-        return f"it holds {exc}"
+        return f"it {exc}"
     except RecursionError:
         return "its pickle nests too deeply to be a state dict"
     except Exception as exc:  # noqa: BLE001 - any malformed pickle (UnpicklingError, EOFError, TypeError ...)

@@ -359,3 +359,42 @@ def test_models_lines_carry_no_control_characters(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out
     assert "the name must be plain printable text" in out
+
+
+def test_opcodes_a_state_dict_never_uses_are_refused(tmp_path):
+    """A set costs 216 bytes per pickle byte: opcodes outside a state dict's are refused before
+    anything is built, which bounds what a 16 MB data.pkl can make."""
+    folder = tmp_path / "sets"
+    folder.mkdir()
+    _zip_with_pickle(folder / "model.pt", b"\x80\x04(" + b"\x8f" * 1000 + b"l.")  # MARK EMPTY_SET... LIST
+    write_manifest(folder, "sets", "model.pt", sha(folder / "model.pt"))
+    assert "opcode EMPTY_SET" in check_weights(read_manifest(folder))
+
+
+def test_a_schema_larger_than_the_memory_allows_is_refused(monkeypatch):
+    from medviewer.ai.skops_check import skops_problem
+
+    rf = SHIPPED / "pneumonia-rf" / "model.skops"
+    if not rf.is_file():
+        pytest.skip("the shipped pneumonia-rf is not in resources/models")
+    monkeypatch.setenv("MEDVIEWER_MEMORY_LIMIT", "8M")  # its schema.json is 4 MB
+    assert "of memory" in skops_problem(rf)
+
+
+def test_a_manifest_of_megabytes_is_not_read(tmp_path):
+    write_manifest(tmp_path / "models" / "huge", "huge", "model.pt", "0" * 64, description="x" * (2 << 20))
+    entry = next(e for e in discover_models([str(tmp_path / "models")]) if e.folder.name == "huge")
+    assert not entry.available and "a manifest is a few kB" in entry.reason
+
+
+def test_a_yaml_manifest_with_aliases_is_refused(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    aliased = tmp_path / "models" / "aliased"
+    aliased.mkdir(parents=True)
+    # ten levels of nine aliases each: 9**10 strings once expanded (by `models --json`, say)
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 11)]
+    (aliased / "manifest.yaml").write_text("\n".join(lines) + "\nname: aliased\n")
+    assert yaml.safe_load((aliased / "manifest.yaml").read_text())["name"] == "aliased"
+    entry = next(e for e in discover_models([str(tmp_path / "models")]) if e.folder.name == "aliased")
+    assert "anchors and aliases are not accepted" in entry.reason
