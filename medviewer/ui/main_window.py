@@ -106,6 +106,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addActions(self.volume_bar.shortcut_actions())
         self.volume_bar.volume_ready.connect(self._on_volume_switched)
         self.volume_bar.failed.connect(self.report_problem)
+        self.volume_bar.set_fps(self.actions_.fps.value())  # plays at the cine rate
+        self.actions_.fps.valueChanged.connect(self.volume_bar.set_fps)
         self.annotation.build_menus()
         self.cine_timer = QtCore.QTimer(self)
         self.cine_timer.timeout.connect(self._cine_step)

@@ -10,6 +10,7 @@ not shown (dragging the slider over 40 volumes shows the last one, not the 40). 
 volumes are kept up to CACHE_BYTES, so flipping back and forth does not read the file again.
 
 Keys: Ctrl+Page Up / Ctrl+Page Down next / previous volume (Page Up/Down alone scroll slices).
+Play steps through the volumes at the toolbar's cine rate, each once the previous is on screen.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from medviewer.ui.qt import Qt, QtCore, QtGui, QtWidgets, Signal
 
 CACHE_BYTES = 256 * 2**20
 NEXT_KEY, PREVIOUS_KEY = "Ctrl+PgUp", "Ctrl+PgDown"
-PLAY_INTERVAL_MS = 200
+PLAY_INTERVAL_MS = 100  # until set_fps
 
 
 # --- Qt-free ---------------------------------------------------------------------------------
@@ -114,7 +115,7 @@ class VolumeBar(QtWidgets.QToolBar):
         self.addWidget(self.slider)
         self.next_action = self._action("▶", "Next volume", NEXT_KEY, lambda: self.step(+1))
         self.play_action = QtGui.QAction("▶▶ Play", self)
-        self.play_action.setToolTip("Play through the volumes")
+        self.play_action.setToolTip("Play through the volumes at the cine rate (fps)")
         self.play_action.setCheckable(True)
         self.play_action.toggled.connect(self._play)
         self.addAction(self.play_action)
@@ -244,6 +245,10 @@ class VolumeBar(QtWidgets.QToolBar):
         self.slider.setToolTip(text)
 
     # --- play -------------------------------------------------------------------------------
+    def set_fps(self, fps: float) -> None:
+        """Volumes per second while playing (the toolbar's cine rate)."""
+        self._timer.setInterval(max(1, int(1000 / max(fps, 0.1))))
+
     def _play(self, playing: bool) -> None:
         if playing and self.count > 1:
             self._timer.start()

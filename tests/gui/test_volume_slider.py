@@ -283,6 +283,8 @@ def test_opening_a_lone_volume_hides_the_bar_and_drops_reads_in_flight(win, qtbo
 
 def test_play_goes_through_the_volumes(win, qtbot):
     bar = win.volume_bar
+    win.actions_.fps.setValue(20)
+    assert bar._timer.interval() == 50  # the toolbar's cine rate
     seen = set()
     win.session.image_replaced.connect(lambda: seen.add(bar.shown))
     bar.play_action.setChecked(True)
