@@ -54,14 +54,19 @@ def fmri(tmp_path) -> Path:
     return write_4d(tmp_path / "bold.nii.gz")
 
 
-@pytest.fixture
-def win(qtbot, fmri):
+def open_window(qtbot, path) -> MainWindow:
     w = MainWindow()
     qtbot.addWidget(w)
     w.resize(1400, 850)
     w.show()
-    w.open_paths([str(fmri)], wait=True)
+    w.open_paths([str(path)], wait=True)
     assert w.session.volume is not None
+    return w
+
+
+@pytest.fixture
+def win(qtbot, fmri):
+    w = open_window(qtbot, fmri)
     w.set_layout("1x3")
     QtCore.QCoreApplication.processEvents()
     return w
@@ -308,11 +313,7 @@ def test_a_dicom_series_of_several_volumes_switches_in_place(qtbot):
     path, group = _dicom_group()
     if path is None:
         pytest.skip("no DICOM series of several volumes (a shared corpus, grouped by volume_group) here")
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    w.open_paths([str(path)], wait=True)
+    w = open_window(qtbot, path)
     w.load_source(group[0], wait=True)
     QtCore.QCoreApplication.processEvents()
     bar = w.volume_bar
@@ -340,11 +341,7 @@ def test_a_dwi_series_shows_the_b_value_and_gradient_of_the_volume(qtbot, tmp_pa
     rows = [r for r in volume_groups(discover(str(tmp_path)).sources) if len(r) == 2]
     if not rows or rows[0][1].diffusion is None:
         pytest.skip("the DICOM reader does not group these mosaics into one DWI series (yet)")
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    w.open_paths([str(tmp_path)], wait=True)
+    w = open_window(qtbot, tmp_path)
     assert w.series_browser.list.count() == 1 and w.series_browser.list.item(0).text().endswith(" · 2 volumes")
     assert w.volume_bar.caption.text() == "Volume 1 / 2 · b = 0"
     expected = rows[0][1].load().data
