@@ -1,7 +1,7 @@
 """Study/series list: one row per series with a thumbnail of its middle slice.
 
 The volumes of one acquisition (fMRI time points, DWI directions, echoes, a 4D file) are one row,
-"name / MR · 64×64×36 · N volumes", that opens the first volume; the window's volume bar goes through the others.
+"name / MR · 64×64×36 / N volumes", that opens the first volume; the window's volume bar goes through the others.
 
 Thumbnails come from volumes the caller has already loaded; the others are computed in
 worker threads (``source.preview()``, the middle slice of a DICOM series) and handed to the GUI
@@ -239,9 +239,9 @@ class SeriesBrowser(QWidget):
 
     @staticmethod
     def _label(source, volumes: int = 1) -> str:
-        count = f"{volumes} volumes" if volumes > 1 else ""  # on the short line: a narrow dock cuts the name
-        details = " · ".join(t for t in (source.modality, size_text(source.size), count) if t)
-        return f"{source.description or '(no description)'}\n{details}"
+        details = " · ".join(t for t in (source.modality, size_text(source.size)) if t)
+        text = f"{source.description or '(no description)'}\n{details}"
+        return text + f"\n{volumes} volumes" if volumes > 1 else text  # a line of its own: a narrow dock cuts lines
 
     @staticmethod
     def _tooltip(source, volumes: int = 1) -> str:
