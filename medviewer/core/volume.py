@@ -22,7 +22,9 @@ class Volume:
     direction: np.ndarray = field(default_factory=lambda: np.eye(3))  # columns: x, y, z axes in LPS
     modality: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
-    is_2d: bool = False  # came from a 2D source (PNG, single 2D file); written back as 2D
+    # one slice (a PNG, a single DICOM slice, a one-slice file), shown in one view; written back
+    # as 2D only without patient geometry (metadata 'oriented' False), else as one 3D slice
+    is_2d: bool = False
     invert_display: bool = False  # MONOCHROME1: higher values are darker
     warnings: list[str] = field(default_factory=list)
 

@@ -161,7 +161,7 @@ def test_a_source_that_fails_to_load_gets_an_error_icon(browser, sources, qtbot)
 
     broken = copy.copy(by_modality(sources, "XR"))
     broken.id = "broken"
-    broken.load = broken_load
+    broken.load = broken.preview = broken_load  # a file image's thumbnail reads its middle slice alone
     with qtbot.waitSignal(browser.thumbnail_ready, timeout=30_000):
         browser.set_sources([broken])
     assert browser.thumbnail("broken") is None and not browser.is_loading()
