@@ -23,6 +23,7 @@ from medviewer.io.dicom_files import open_dicom
 from medviewer.core.memory import check_fits
 from medviewer.io.dicom_header import FrameRecord, _number, syntax_from_encoding
 from medviewer.io.messages import library_reason
+from medviewer.io.sitk_buffer import empty_array
 
 _local = threading.local()
 
@@ -193,7 +194,7 @@ def load_series(series) -> Volume:
     shape = (len(frames), first.rows, first.columns) + ((channels(first),) if channels(first) > 1 else ())
     check_fits(math.prod(shape) * dtype.itemsize, f"{series.id}: the {'x'.join(map(str, shape[::-1][-3:]))} "
                                                    f"{dtype.name} volume")
-    out = np.empty(shape, dtype=dtype)
+    out = empty_array(shape, dtype, channels=len(shape) == 4)  # on a SimpleITK buffer: written without a copy
     by_file: dict[str, list[tuple[int, FrameRecord]]] = defaultdict(list)
     for z, f in enumerate(frames):
         by_file[f.path].append((z, f))

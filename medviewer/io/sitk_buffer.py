@@ -38,6 +38,31 @@ def new_image(size: tuple[int, ...], pixel_id: int, components: int = 1) -> tupl
     return image, writeable_array(image)
 
 
+_PIXEL_IDS = {  # numpy type -> (scalar, vector) SimpleITK pixel type
+    np.dtype(np.uint8): (sitk.sitkUInt8, sitk.sitkVectorUInt8),
+    np.dtype(np.int8): (sitk.sitkInt8, sitk.sitkVectorInt8),
+    np.dtype(np.uint16): (sitk.sitkUInt16, sitk.sitkVectorUInt16),
+    np.dtype(np.int16): (sitk.sitkInt16, sitk.sitkVectorInt16),
+    np.dtype(np.uint32): (sitk.sitkUInt32, sitk.sitkVectorUInt32),
+    np.dtype(np.int32): (sitk.sitkInt32, sitk.sitkVectorInt32),
+    np.dtype(np.uint64): (sitk.sitkUInt64, sitk.sitkVectorUInt64),
+    np.dtype(np.int64): (sitk.sitkInt64, sitk.sitkVectorInt64),
+    np.dtype(np.float32): (sitk.sitkFloat32, sitk.sitkVectorFloat32),
+    np.dtype(np.float64): (sitk.sitkFloat64, sitk.sitkVectorFloat64),
+}
+
+
+def empty_array(shape: tuple[int, ...], dtype, channels: bool = False) -> np.ndarray:
+    """A zeroed (z, y, x[, c]) array on a SimpleITK buffer (an ordinary array for a type
+    SimpleITK has not), for a reader that fills it: the writer then needs no copy."""
+    dtype = np.dtype(dtype)
+    if dtype not in _PIXEL_IDS or len(shape) != (4 if channels else 3):
+        return np.zeros(shape, dtype)
+    scalar, vector = _PIXEL_IDS[dtype]
+    size = tuple(shape[:3][::-1])
+    return new_image(size, vector if channels else scalar, shape[3] if channels else 1)[1]
+
+
 def image_behind(array: np.ndarray) -> sitk.Image | None:
     """The SimpleITK image whose whole buffer ARRAY is (as writeable_array made it), else None
     (a slice, a reshaped or converted copy, an ordinary numpy array)."""
