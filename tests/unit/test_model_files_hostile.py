@@ -398,3 +398,66 @@ def test_a_yaml_manifest_with_aliases_is_refused(tmp_path):
     assert yaml.safe_load((aliased / "manifest.yaml").read_text())["name"] == "aliased"
     entry = next(e for e in discover_models([str(tmp_path / "models")]) if e.folder.name == "aliased")
     assert "anchors and aliases are not accepted" in entry.reason
+
+
+# --- property: any bytes give a verdict, and what passes is what torch loads ------------------------
+def _flipped(data: bytes, flips, cut) -> bytes:
+    out = bytearray(data)
+    for where, value in flips:
+        out[int(where * (len(out) - 1))] = value
+    return bytes(out[: max(1, int(cut * len(out)))])
+
+
+def _rezipped(archive: bytes, member_suffix: str, change) -> bytes:
+    """The archive with one member's bytes changed (so the mutation reaches the parser)."""
+    import io
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(archive)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            dst.writestr(info, change(data) if info.filename.endswith(member_suffix) else data)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def seed_files(tmp_path_factory):
+    import io
+
+    folder = tmp_path_factory.mktemp("seeds")
+    buffer = io.BytesIO()
+    torch.save(unet_state(), buffer)
+    seeds = {"torch": buffer.getvalue()}
+    skops = SHIPPED / "pneumonia-svm" / "model.skops"
+    if skops.is_file():
+        seeds["skops"] = skops.read_bytes()
+    return folder, seeds
+
+
+def test_any_mutation_gets_a_one_line_verdict_and_what_passes_torch_loads(seed_files):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from medviewer.ai.skops_check import skops_problem
+    from medviewer.ai.state_dict_check import state_dict_problem
+
+    folder, seeds = seed_files
+    flips = st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), min_size=1, max_size=8)
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(kind=st.sampled_from(sorted(seeds)), inner=st.booleans(), flips=flips,
+           cut=st.one_of(st.just(1.0), st.floats(0.01, 1)))
+    def check(kind, inner, flips, cut):
+        member = "data.pkl" if kind == "torch" else "schema.json"
+        data = (_rezipped(seeds[kind], member, lambda b: _flipped(b, flips, cut)) if inner
+                else _flipped(seeds[kind], flips, cut))
+        path = folder / f"case.{kind}"
+        path.write_bytes(data)
+        verdict = (state_dict_problem if kind == "torch" else skops_problem)(path)
+        assert isinstance(verdict, str) and verdict.isprintable(), verdict
+        if kind == "torch" and not verdict:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            assert all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
+
+    check()
