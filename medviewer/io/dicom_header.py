@@ -194,6 +194,7 @@ def frames_from_header(path: str, ds: Dataset, pixel_offset: int | None) -> list
             pixel_offset=pixel_offset if tsyntax in NATIVE_LE_SYNTAXES else None, header=ds,
         )
         common["nframes_in_file"], common["defect"] = _check_pixel_layout(path, common, pixel_offset)
+        common["note"] = common["defect"]  # `info` warns; loading the series fails with it
         nframes = common["nframes_in_file"]
         if "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds:
             return _enhanced_frames(ds, nframes, common)
@@ -202,7 +203,7 @@ def frames_from_header(path: str, ds: Dataset, pixel_offset: int | None) -> list
             tiles, why = expand_mosaic(records[0])
             if tiles is not None:
                 return tiles
-            records[0].note = why
+            records[0].note = "; ".join(n for n in (records[0].note, why) if n)
         return records
     except ImageReadError:
         raise
@@ -235,7 +236,8 @@ def _check_pixel_layout(path: str, common: dict, pixel_offset: int | None) -> tu
     if pixel_offset is None or not (native or syntax.startswith(ENCAPSULATED)):
         return frames, ""  # gzip or deflate: the pixel data's size is not known here
     try:
-        room = max(os.path.getsize(path) - pixel_offset - 12, 0)  # less the Pixel Data element's header
+        element_header = 8 if syntax == "1.2.840.10008.1.2" else 12  # implicit VR: no VR field
+        room = max(os.path.getsize(path) - pixel_offset - element_header, 0)
     except OSError:
         return frames, ""
     per_frame = -(-rows * columns * samples * bits // 8) if native else ENCAPSULATED_FRAME_MIN

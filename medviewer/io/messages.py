@@ -9,6 +9,13 @@ SimpleITK raises RuntimeError with texts such as
 object addresses or library prefixes. The readers and writers in medviewer.io use it, so the
 command line and the GUI say the same thing; error_log.describe uses it for anything that escapes.
 `os_reason(exc)` does the same for an OSError ("the disk is full", "permission denied").
+
+Text that comes from a file (a header value, a library's exception text quoting one) is hostile:
+`clean_text(text)` is the one sanitizer every message built from such text goes through: terminal
+escape sequences, control characters and invisible direction marks are removed and the result is
+one line of at most `limit` characters. `library_reason(exc)` is an exception's text for a message:
+cleaned, with the values it quotes ('...' or "...", which may be patient data or raw header bytes)
+replaced by an ellipsis.
 Pure string handling (SimpleITK is not imported here).
 """
 from __future__ import annotations
@@ -55,6 +62,26 @@ _NOISE = [
 ]
 
 
+# ESC [ ... final (CSI), ESC ] ... BEL/ST (OSC), ESC P/X/^/_ ... ST, and two-character escapes
+_ESCAPE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]?|[\]PX^_][^\x07\x1b]*(\x07|\x1b\\)?|.?)|\x9b[0-?]*[ -/]*[@-~]?", re.S)
+# C0/C1 controls, the replacement character (undecodable bytes), zero-width and bidi marks
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ufffd\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_QUOTED = re.compile(r"(?<!\w)b?'[^'\n]{0,400}'|(?<!\w)b?\"[^\"\n]{0,400}\"")
+
+
+def clean_text(text: object, limit: int = 300) -> str:
+    """TEXT as one printable line of at most LIMIT characters (see the module's contract)."""
+    text = _UNPRINTABLE.sub(" ", _ESCAPE.sub("", str(text)))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def library_reason(exc: BaseException, limit: int = 200) -> str:
+    """An exception's text fit for a message: no quoted values, no control characters, one line."""
+    text = clean_text(_QUOTED.sub("'...'", str(exc)), limit)
+    return text or type(exc).__name__
+
+
 def is_sitk_error(exc: BaseException) -> bool:
     """Whether an exception is SimpleITK's / ITK's (their texts need translating)."""
     return isinstance(exc, RuntimeError) and any(m in str(exc) for m in _MARKERS)
@@ -62,10 +89,10 @@ def is_sitk_error(exc: BaseException) -> bool:
 
 def strip_noise(text: str, limit: int = 200) -> str:
     """The text without SimpleITK's source locations, object addresses and prefixes, on one line."""
+    text = clean_text(text, limit=10**6)
     for pattern in _NOISE:
         text = pattern.sub("", text)
-    text = " ".join(text.split()).strip(" :;,")
-    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+    return clean_text(text, limit).strip(" :;,")
 
 
 def plain_reason(exc_or_text: BaseException | str, fmt: str = "", *, writing: bool = False) -> str:

@@ -8,6 +8,7 @@ import SimpleITK as sitk
 
 from medviewer.core.errors import ImageReadError
 from medviewer.core.volume import Volume
+from medviewer.io.header_checks import check_data_size, check_header, layout
 from medviewer.io.messages import plain_reason
 from medviewer.io.sources import ImageSource
 
@@ -95,76 +96,13 @@ class FileImage(ImageSource):
                                 "spacing_known": self.spacing_known})
 
 
-def check_complete(path: str, image: sitk.Image) -> None:
-    """ITK fills a truncated file's missing voxels silently. A JPEG must end with its end-of-image
-    marker. For NIfTI, compare the bytes the
-    header promises (data offset + dims x bitpix; not ITK's pixel type, which is float for scaled
-    data) with the file size (.nii) or the gzip trailer's uncompressed size (ISIZE, modulo 4 GiB)."""
-    ext = extension_of(path)
-    if ext in (".jpg", ".jpeg"):
-        _check_jpeg_end(path)
-        return
-    layout = _nifti_layout(path, ext) if ext in (".nii", ".nii.gz") else None
-    if ext == ".nii":
-        size = os.path.getsize(path)
-        if layout is not None and size < sum(layout):
-            raise ImageReadError(path, f"the file is truncated ({size} bytes; the header promises "
-                                       f"{sum(layout)} bytes with the voxels)")
-        return
-    if not path.lower().endswith(".gz"):
-        return
-    if layout is not None:
-        expected, what = sum(layout), ""
-    else:
-        expected = image.GetNumberOfPixels() * image.GetNumberOfComponentsPerPixel() * image.GetSizeOfPixelComponent()
-        what = " of voxels"
-    with open(path, "rb") as fp:
-        fp.seek(-4, os.SEEK_END)
-        isize = int.from_bytes(fp.read(4), "little")
-    if expected < 2**32 and not (expected <= isize <= expected + 2**20):
-        raise ImageReadError(path, f"the compressed file is truncated or corrupt (it unpacks to {isize} bytes, "
-                                   f"the header promises {expected} bytes{what})")
-
-
-def _check_jpeg_end(path: str) -> None:
-    """A cut-off JPEG lacks its end-of-image marker; libjpeg would fill the rest with grey and
-    print "Premature end of JPEG file" on stdout, so this is checked before it reads anything."""
-    with open(path, "rb") as fp:
-        fp.seek(max(os.path.getsize(path) - 65536, 0))
-        if b"\xff\xd9" not in fp.read():
-            raise ImageReadError(path, "the JPEG file is truncated (it has no end-of-image marker)")
-
-
-def _nifti_layout(path: str, ext: str) -> tuple[int, int] | None:
-    """(data offset, voxel bytes) from a single-file NIfTI-1/NIfTI-2 header; None when unknown."""
-    import gzip
-    import math
-    import struct
-
-    try:
-        with (gzip.open(path, "rb") if ext == ".nii.gz" else open(path, "rb")) as fp:
-            head = fp.read(540)
-    except (OSError, EOFError, ValueError):
-        return None
-    for order in "<>":
-        if len(head) < 348:
-            return None
-        (sizeof_hdr,) = struct.unpack(order + "i", head[:4])
-        if sizeof_hdr == 348:
-            dims = struct.unpack(order + "8h", head[40:56])
-            (bitpix,) = struct.unpack(order + "h", head[72:74])
-            offset = int(struct.unpack(order + "f", head[108:112])[0])
-        elif sizeof_hdr == 540 and len(head) >= 540:
-            (bitpix,) = struct.unpack(order + "h", head[14:16])
-            dims = struct.unpack(order + "8q", head[16:80])
-            (offset,) = struct.unpack(order + "q", head[168:176])
-        else:
-            continue
-        if not 1 <= dims[0] <= 7 or bitpix <= 0 or offset < 0:
-            return None
-        voxels = math.prod(max(int(d), 1) for d in dims[1:dims[0] + 1])
-        return int(offset), voxels * int(bitpix) // 8
-    return None
+def check_complete(path: str, image: sitk.Image | None = None) -> None:
+    """ITK fills a truncated file's missing voxels silently: raise ImageReadError when the file
+    holds less data than its header promises (header_checks: the file size, the gzip trailer, the
+    PNG chunks, the JPEG end-of-image marker). IMAGE is not needed (kept for the callers)."""
+    found = layout(path)
+    if found is not None:
+        check_data_size(path, found)
 
 
 def _modality(path: str) -> str:
@@ -179,8 +117,7 @@ def inspect_file(path: str) -> list[FileImage]:
         raise ImageReadError(path, "no such file")
     if os.path.getsize(path) == 0:
         raise ImageReadError(path, "the file is empty")
-    if extension_of(path) in (".jpg", ".jpeg"):
-        _check_jpeg_end(path)
+    check_header(path)  # before ITK sees it: a hostile header can crash it or make it allocate GBs
     reader = sitk.ImageFileReader()
     reader.SetFileName(path)
     try:
