@@ -200,6 +200,8 @@ def _split_text_header(data: bytes, fmt: str) -> int:
     if fmt == "nrrd-gzip":
         return data.index(b"\n\n") + 2
     match = re.search(rb"ElementDataFile = [^\n]*\n", data)
+    if match is None:
+        raise ValueError("no ElementDataFile line")
     return match.end()
 
 
@@ -433,9 +435,16 @@ def judge(command: str, rc: int, out: str, err: str, ops: list[tuple]) -> str:
         return "error" if len(errors) == 1 and not stray else "dirty"
     if rc != 0:
         return "crash"
-    if command == "convert" and any(op[0] == "truncate" and op[1] < 0.999 for op in ops):
+    if command == "convert" and cut_short_only(ops):
         return "silent"  # a file cut short converted as if complete
     return "ok"
+
+
+def cut_short_only(ops: list[tuple]) -> bool:
+    """Whether OPS truncate the file and change nothing that could make the header ask for less
+    (a field, a flip in the header region: see _flip); such a file must never convert."""
+    return (any(op[0] == "truncate" and op[1] < 0.999 for op in ops)
+            and not any(op[0] == "field" or (op[0] == "flip" and op[1] < 0.75) for op in ops))
 
 
 RUNNER = r"""
@@ -509,6 +518,23 @@ def run_in_subprocess(case: Path, ops: list[tuple], timeout: float = 30.0, memor
     if rss and int(rss.group(1)) > MAX_RSS:
         result = {k: ("memory" if v in GOOD else v) for k, v in result.items()}
     return result
+
+
+def run_in_process(case: Path, ops, capsys) -> dict[str, str]:
+    """{command: outcome} of `info` and `convert` on CASE, run by medviewer.cli.main in this process
+    (CAPSYS: pytest's fixture), judged as run_in_subprocess judges them."""
+    import tempfile
+
+    from medviewer.cli import main
+
+    outcomes = {}
+    with tempfile.TemporaryDirectory() as out:
+        for argv in (["info", str(case)], ["convert", str(case), str(Path(out) / "out.nii.gz")]):
+            capsys.readouterr()
+            rc = main(argv)
+            captured = capsys.readouterr()
+            outcomes[argv[0]] = judge(argv[0], rc, captured.out, captured.err, ops)
+    return outcomes
 
 
 def _sections(text: str):

@@ -165,7 +165,7 @@ def read_header(path: str, force: bool = False) -> tuple[Dataset, int | None]:
 def frames_from_header(path: str, ds: Dataset, pixel_offset: int | None) -> list[FrameRecord]:
     """Per-frame records of an image file; raises ImageReadError for non-images."""
     meta = getattr(ds, "file_meta", None)
-    tsyntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    tsyntax = clean_text(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     if not tsyntax and "Rows" in ds:
         tsyntax = syntax_from_encoding(ds)
     sop_class = _text(ds, "SOPClassUID") or (str(meta.get("MediaStorageSOPClassUID", "")) if meta else "")

@@ -62,8 +62,9 @@ def describe(exc: BaseException) -> str:
 
 
 def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    from medviewer.io.messages import clean_text  # no control characters or escapes from a file
+
+    return clean_text(text, limit)
 
 
 def _log_text(exc: BaseException, context: str) -> str:

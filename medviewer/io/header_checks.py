@@ -27,12 +27,13 @@ import zlib
 from dataclasses import dataclass
 
 from medviewer.core.errors import ImageReadError
-from medviewer.core.memory import check_fits
+from medviewer.core.memory import TooLarge, check_fits
 from medviewer.io.messages import clean_text
 
 MAX_DIMENSIONS = 4  # what MedViewer shows: 2D, 3D and 3D+time
 MAX_CHANNELS = 4  # grey, grey+alpha, RGB, RGBA
 MAX_TEXT_HEADER = 1 << 20  # an NRRD/MHA header longer than 1 MB is not a header
+NOT_THIS = "not a readable {fmt} file: it is damaged or in another format"  # as messages.plain_reason says it
 
 
 @dataclass
@@ -58,9 +59,13 @@ def check_header(path: str) -> Layout | None:
     found = layout(path)
     if found is None:
         return None
-    check_data_size(path, found, trailer=False)
+    check_data_size(path, found, exact=False)
     shape = "x".join(str(d) for d in found.dims)
-    check_fits(found.nbytes, f"{os.path.basename(path)}: the {shape} image ({found.fmt})")
+    try:
+        check_fits(found.nbytes, f"{os.path.basename(path)}: the {shape} image ({found.fmt})")
+    except TooLarge:
+        check_data_size(path, found)  # a file far too short for what it claims: say that instead
+        raise
     return found
 
 
@@ -83,7 +88,7 @@ def _nifti(path: str) -> Layout:
     try:
         head = _gunzip_head(path, 544) if gz else open(path, "rb").read(544)
     except (OSError, zlib.error) as exc:
-        _fail(path, f"not a readable NIfTI file ({'the gzip stream is damaged' if gz else exc.strerror})")
+        _fail(path, NOT_THIS.format(fmt="NIfTI") if gz else f"not a readable NIfTI file: {exc.strerror}")
     for order in "<>":
         if len(head) < 348:
             break
@@ -103,7 +108,7 @@ def _nifti(path: str) -> Layout:
         else:
             continue
         return _nifti_layout(path, dims, datatype, bitpix, pixdim, offset, minimum, gz)
-    _fail(path, "not a readable NIfTI file (the header size field is neither 348 nor 540)")
+    _fail(path, NOT_THIS.format(fmt="NIfTI"))  # the header size field is neither 348 nor 540
 
 
 def _nifti_layout(path, dims, datatype, bitpix, pixdim, offset, minimum, gz) -> Layout:
@@ -174,7 +179,7 @@ def _text_header(path: str, fmt: str) -> tuple[list[bytes], int]:
         head = fp.read(MAX_TEXT_HEADER)
     if fmt == "NRRD":
         if not re.match(rb"NRRD000[1-5]\r?\n", head):
-            _fail(path, "not an NRRD file (no NRRD000x magic line)")
+            _fail(path, NOT_THIS.format(fmt="NRRD"))  # no NRRD000x magic line
         end = re.search(rb"\r?\n\r?\n", head)
         if end is None:
             if len(head) >= MAX_TEXT_HEADER:
@@ -183,7 +188,7 @@ def _text_header(path: str, fmt: str) -> tuple[list[bytes], int]:
         return head[: end.start()].splitlines(), end.end()
     match = re.search(rb"^[ \t]*ElementDataFile[ \t]*[=:][^\n]*(\n|$)", head, re.M)
     if match is None:
-        _fail(path, "invalid MetaImage header: no ElementDataFile line ends it")
+        _fail(path, NOT_THIS.format(fmt="MetaImage"))  # no ElementDataFile line ends a header
     return head[: match.end()].splitlines(), match.end()
 
 
@@ -334,7 +339,7 @@ def _png(path: str) -> Layout:
     size = os.path.getsize(path)
     with open(path, "rb") as fp:
         if fp.read(8) != PNG_SIGNATURE:
-            _fail(path, "not a PNG file (no PNG signature)")
+            _fail(path, NOT_THIS.format(fmt="PNG"))
         first = fp.read(25)
         if len(first) < 25 or first[4:8] != b"IHDR" or struct.unpack(">I", first[:4])[0] != 13:
             _fail(path, "invalid PNG file: it does not start with an image header (IHDR)")
@@ -374,7 +379,7 @@ def _jpeg(path: str) -> Layout:
     size = os.path.getsize(path)
     with open(path, "rb") as fp:
         if fp.read(2) != b"\xff\xd8":
-            _fail(path, "not a JPEG file (no start-of-image marker)")
+            _fail(path, NOT_THIS.format(fmt="JPEG"))  # no start-of-image marker
         pos, frame = 2, None
         while True:
             fp.seek(pos)
@@ -429,11 +434,12 @@ def _check_jpeg_end(path: str, scan: int, size: int) -> None:
 DEFLATE_RATIO = 1032  # deflate cannot compress better than about 1032:1
 
 
-def check_data_size(path: str, found: Layout, trailer: bool = True) -> None:
-    """Is there data for every voxel the header promises? Uncompressed: the file size. Any
-    deflate stream: at least 1/1032 of the promised size must be there (a 62 kB file cannot hold
-    1.5 GB). gzip, when TRAILER: the trailer's uncompressed size (ISIZE, modulo 4 GiB) must match
-    (check_header leaves that to the read: a cut-off .nii.gz is listed, and loading it says why)."""
+def check_data_size(path: str, found: Layout, exact: bool = True) -> None:
+    """Is there data for every voxel the header promises? Any deflate stream: at least 1/1032 of
+    the promised size must be there (a 62 kB file cannot hold 1.5 GB). When EXACT: uncompressed,
+    the file size; gzip, the trailer's uncompressed size (ISIZE, modulo 4 GiB) must match.
+    check_header leaves the exact check to the read (sitk_image.check_complete): a cut-off file
+    is listed, and loading it says why, as a DICOM file with short pixel data is."""
     need = found.nbytes
     whole_file = found.fmt == "NIfTI" or found.data_file != path  # the stream starts the data file
     start = 0 if whole_file else (found.data_offset or 0)
@@ -443,7 +449,7 @@ def check_data_size(path: str, found: Layout, trailer: bool = True) -> None:
         if promised > DEFLATE_RATIO * max(stream, 1) + 4096:
             _fail(path, f"the compressed data is truncated ({stream} bytes cannot unpack to the "
                         f"{promised} bytes the header promises)")
-        if found.compressed == "zlib" or not trailer:
+        if found.compressed == "zlib" or not exact:
             return  # ITK reports a short zlib stream itself
         isize = _gzip_isize(found.data_file, start)
         if isize is None:
@@ -453,7 +459,7 @@ def check_data_size(path: str, found: Layout, trailer: bool = True) -> None:
             _fail(path, f"the compressed file is truncated or corrupt (its gzip trailer records {isize} "
                         f"bytes; the header promises {promised})")
         return
-    if found.compressed:
+    if found.compressed or not exact:
         return  # bzip2, text, PNG, JPEG: their decoders report a short stream
     have = os.path.getsize(found.data_file)
     offset = found.data_offset if found.data_offset is not None else 0

@@ -31,7 +31,7 @@ _READING = [
     (r"hit end of header|cannot parse|met_read failed|error parsing|file cannot be read|"
      r"could not read header|header.*(invalid|bad|corrupt)|bad magic|not a valid",
      "the header cannot be read (the file is truncated or damaged)"),
-    (r"expected \d+ bytes but received|not read completely|wanted \d+ bytes|premature end|short read|"
+    (r"expected \d+ bytes but received|not read completely|wanted \d+ bytes|premature end|short read|fread got only|"
      r"read failed|unexpected end|\beof\b",
      "the file is truncated (it holds less data than its header promises)"),
     (r"error while reading file|corrupt|invalid jpeg|decompress|inflate|zlib|gzip|crc",
