@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             argv = ["view"] + argv
         args = _parser().parse_args(argv)
         _clean_stale_temporaries()
-        if args.command in ("view", "screenshot"):
+        if args.command in ("view", "screenshot", "train"):  # the GUI's messages; long jobs with workers
             return _run(args, argv)
         import warnings
 
