@@ -1,7 +1,8 @@
 """Every file the fuzzer found (tests/data/fuzz_findings: once a traceback, a segfault, a hang, a
 memory blow-up, terminal noise or a silent success) now gives what its finding.json expects from
 `medviewer info` and `medviewer convert`: one clean line and exit 1, or success where that is
-right. Cases that once took the process down are replayed in a child process."""
+right ("expect"; a case scripts/fuzz.py saved and nobody has reviewed yet must be clean, at
+least). Cases that once took the process down are replayed in a child process."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fuzz_cases import run_in_process, run_in_subprocess
+from tests.fuzz_cases import GOOD, run_in_process, run_in_subprocess
 
 FINDINGS = Path(__file__).parents[1] / "data" / "fuzz_findings"
 CASES = sorted(p for p in FINDINGS.iterdir() if (p / "finding.json").is_file())
@@ -35,4 +36,9 @@ def test_fuzz_finding_now_succeeds_or_fails_cleanly(folder, capsys, monkeypatch)
     else:
         monkeypatch.setenv("MEDVIEWER_MEMORY_LIMIT", "256M")
         outcomes, details = run_in_process(case, ops, capsys), None
-    assert outcomes == finding["expect"], (finding["note"], details)
+    # a case scripts/fuzz.py has just saved has no "expect" yet: fixed, it must at least be clean
+    expected = finding.get("expect")
+    if expected is None:
+        assert set(outcomes.values()) <= set(GOOD), (finding.get("note"), outcomes, details)
+    else:
+        assert outcomes == expected, (finding.get("note"), details)
