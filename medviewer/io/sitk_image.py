@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from medviewer.core.errors import ImageReadError
 from medviewer.core.volume import Volume
 from medviewer.io.header_checks import check_data_size, check_header, layout
-from medviewer.io.messages import plain_reason
+from medviewer.io.messages import os_reason, plain_reason
 from medviewer.io.sources import ImageSource
 
 EXTENSIONS = {
@@ -71,26 +71,28 @@ class FileImage(ImageSource):
             volume_group=name if dim == 4 else "", volume_index=timepoint or 0)
 
     def load(self) -> Volume:
+        """The voxels, held once (read_pixels: a SimpleITK buffer numpy can write, that the
+        writer hands back to SimpleITK without a copy; NIfTI read straight into it instead of
+        through ITK's two copies); checked against the available memory first (TooLarge, one
+        line naming the file)."""
+        return self._read(middle_only=False)
+
+    def preview(self) -> Volume:
+        """The middle slice only: a thumbnail need not read the whole file."""
+        return self._read(middle_only=True)
+
+    def _read(self, middle_only: bool) -> Volume:
         if not os.path.isfile(self.path):
             raise ImageReadError(self.path, "the file is no longer there")
-        try:
-            image = sitk.ReadImage(self.path)
-        except RuntimeError as exc:
-            raise ImageReadError(self.path, f"cannot read the {self.description} file: "
-                                            f"{plain_reason(exc, self.description)}") from exc
-        check_complete(self.path, image)
-        if self.dimension == 4:
-            size = list(image.GetSize())
-            image = sitk.Extract(image, size[:3] + [0], [0, 0, 0, self.timepoint])
-        data = sitk.GetArrayFromImage(image)
-        vector = image.GetNumberOfComponentsPerPixel() > 1
-        is_2d = image.GetDimension() == 2
-        if vector and data.shape[-1] not in (3, 4):
+        data, dim = read_pixels(self.path, self.description, self.timepoint, middle_only)
+        if data.ndim > (2 if dim == 2 else 3) and data.shape[-1] not in (3, 4):
             raise ImageReadError(self.path, f"{data.shape[-1]}-component pixels are not supported")
-        if is_2d:
+        if dim == 2:
             data = data[np.newaxis]
+        # a file of one slice is a 2D image, as a single DICOM slice is; it keeps its 3D geometry
         return Volume(data=data, spacing=self.spacing, origin=self.origin, direction=self.direction,
-                      modality=self.modality, is_2d=is_2d, warnings=list(self.warnings),
+                      modality=self.modality, is_2d=dim == 2 or data.shape[0] == 1,
+                      warnings=list(self.warnings),
                       metadata={"source": "file", "path": self.path, "format": self.description,
                                 "oriented": extension_of(self.path) not in RASTER,
                                 "spacing_known": self.spacing_known})
@@ -133,3 +135,133 @@ def inspect_file(path: str) -> list[FileImage]:
     if dim == 4:
         return [FileImage(path, reader, t) for t in range(reader.GetSize()[3])]
     return [FileImage(path, reader)]
+
+
+# --- reading the voxels into one buffer ------------------------------------------------------
+STREAMING = {".nii", ".nii.gz"}  # ITK's NIfTI IO reads a region without reading the whole file
+SLAB_BYTES = 32 * 2**20  # a slab ITK reads at once (it holds a slab twice while reading it)
+GZ_SLABS = 8  # a .nii.gz slab restarts decompression from the file's start: few, larger slabs
+GZ_CHUNK = 4 * 2**20  # what gzip decompresses at once into the buffer
+
+
+def read_pixels(path: str, description: str, timepoint: int | None,
+                middle_only: bool = False) -> tuple[np.ndarray, int]:
+    """(writeable array on a SimpleITK buffer, the file's dimension): the voxels of the file, of
+    time point TIMEPOINT of a 4D file, or of its middle slice only. Checked against the available
+    memory (TooLarge) and the file's length before anything is allocated. NIfTI is read straight
+    into the buffer (or, when ITK converts the values, in z slabs); other formats whole, by ITK,
+    which gives its buffer to the array."""
+    from medviewer.core.memory import check_fits, human
+    from medviewer.io.sitk_buffer import new_image, writeable_array
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(path)
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise ImageReadError(path, f"cannot read the {description} file: {plain_reason(exc, description)}") from exc
+    dim = reader.GetDimension()
+    full = [int(s) for s in reader.GetSize()]
+    size = full[:3] if dim >= 3 else full[:2]
+    z0, nz = (size[2] // 2, 1) if middle_only and dim >= 3 else (0, size[2] if dim >= 3 else 1)
+    pixel_id, comps = reader.GetPixelID(), int(reader.GetNumberOfComponents())
+    itemsize = sitk.GetArrayViewFromImage(sitk.Image([1] * dim, pixel_id, comps)).itemsize
+    slice_bytes = size[0] * size[1] * comps * itemsize
+    nbytes = slice_bytes * nz
+    streams = extension_of(path) in STREAMING and dim >= 3
+    slabs = GZ_SLABS if path.lower().endswith(".gz") else max(1, -(-nbytes // SLAB_BYTES))
+    step = max(1, -(-nz // slabs)) if streams else nz
+    # besides the volume: ITK's two copies of a slab, or of the whole file when it cannot stream
+    whole = slice_bytes * (size[2] if dim >= 3 else 1) * (full[3] if dim == 4 else 1)
+    extra = 2 * slice_bytes * step if streams else 2 * whole
+    shape = "x".join(str(v) for v in size[:2] + [nz][:dim - 2])
+    check_fits(nbytes + extra, f"{path}: the {shape} image ({human(nbytes)})")
+    check_complete(path)  # before anything is allocated: ITK reads a short file's end as zeros
+
+    def region(first: int, count: int) -> None:
+        reader.SetExtractSize(size[:2] + [count][:dim - 2] + [0][:dim - 3])  # 0: a 4D file's t collapses
+        reader.SetExtractIndex([0, 0, first][:dim] + [timepoint or 0][:dim - 3])
+
+    try:
+        if not streams:
+            if dim == 4 or middle_only and dim == 3:
+                region(z0, nz)
+            image = reader.Execute()
+            check_complete(path, image)
+            return writeable_array(image), dim
+        _, data = new_image(size[:2] + [nz], pixel_id, comps)
+        if _read_nifti_voxels(path, reader, data, z0, timepoint or 0):
+            return data, dim
+        for first in range(0, nz, step):
+            count = min(step, nz - first)
+            region(z0 + first, count)
+            slab = reader.Execute()  # kept in a name: a view must not outlive its image
+            data[first:first + count] = sitk.GetArrayViewFromImage(slab)
+            del slab
+        return data, dim
+    except RuntimeError as exc:
+        raise ImageReadError(path, f"cannot read the {description} file: "
+                                   f"{plain_reason(exc, description)}") from exc
+
+
+_NIFTI_DTYPES = {2: "u1", 4: "i2", 8: "i4", 16: "f4", 64: "f8", 256: "i1", 512: "u2", 768: "u4",
+                 1024: "i8", 1280: "u8"}
+
+
+def _nifti_stored_dtype(path: str, reader: sitk.ImageFileReader) -> np.dtype | None:
+    """The dtype (with its byte order) of a single-file NIfTI's voxels when ITK reads them as
+    they are stored (a plain scalar type, no scl_slope/scl_inter scaling), from the header ITK
+    read; None otherwise."""
+    import gzip
+
+    keys = set(reader.GetMetaDataKeys())
+    if not {"datatype", "scl_slope", "scl_inter", "vox_offset"} <= keys:
+        return None
+    try:
+        code = int(reader.GetMetaData("datatype"))
+        slope, inter = float(reader.GetMetaData("scl_slope")), float(reader.GetMetaData("scl_inter"))
+        with (gzip.open(path, "rb") if path.lower().endswith(".gz") else open(path, "rb")) as fp:
+            sizeof_hdr = fp.read(4)
+    except (ValueError, OSError, EOFError):
+        return None
+    if code not in _NIFTI_DTYPES or slope not in (0.0, 1.0) or inter != 0.0:
+        return None
+    order = "<" if int.from_bytes(sizeof_hdr, "little") in (348, 540) else ">"
+    return np.dtype(order + _NIFTI_DTYPES[code])
+
+
+def _read_nifti_voxels(path: str, reader: sitk.ImageFileReader, data: np.ndarray, z0: int,
+                       timepoint: int) -> bool:
+    """Read slices z0.. of time point TIMEPOINT of a NIfTI file straight into DATA (one pass, no
+    second buffer; ITK's reader holds a slab twice and restarts a .gz for every slab). False,
+    with DATA untouched, when ITK would convert the stored values (_nifti_stored_dtype)."""
+    dtype = _nifti_stored_dtype(path, reader)
+    if dtype is None or data.dtype != dtype.newbyteorder("=") or data.ndim != 3:
+        return False
+    nz, ny, nx = data.shape
+    plane = ny * nx * dtype.itemsize
+    start = int(float(reader.GetMetaData("vox_offset"))) + (timepoint * reader.GetSize()[2] + z0) * plane
+    target = memoryview(data.reshape(-1).view(np.uint8))
+    import gzip
+    import zlib
+
+    try:
+        with (gzip.open(path, "rb") if path.lower().endswith(".gz") else open(path, "rb")) as fp:
+            fp.seek(start)
+            done = 0
+            while done < len(target):
+                n = fp.readinto(target[done:done + GZ_CHUNK])
+                if not n:
+                    raise ImageReadError(path, f"the file is truncated (the voxels end after {start + done} bytes)")
+                done += n
+            size = reader.GetSize()
+            if z0 + nz == size[2] and timepoint + 1 == (size[3] if len(size) == 4 else 1):
+                while fp.read(1 << 20):  # to the end: gzip checks the stream's CRC and length there
+                    pass
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise ImageReadError(path, "the compressed file is truncated or corrupt") from exc
+    except OSError as exc:
+        raise ImageReadError(path, f"cannot read the file: {os_reason(exc)}") from exc
+    if not dtype.isnative:
+        data.byteswap(inplace=True)
+    return True
