@@ -7,6 +7,7 @@ functional groups. Records carry what grouping, sorting and decoding need.
 from __future__ import annotations
 
 import os
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ from medviewer.core.errors import ImageReadError
 from medviewer.io.messages import clean_text, library_reason
 from medviewer.io.dicom_diffusion import diffusion_of
 from medviewer.io.dicom_files import is_gzip, open_dicom
+from medviewer.io.dicom_lean import LeanDataset, read_lean
 from medviewer.io.dicom_mosaic import expand_mosaic
 
 NATIVE_LE_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
@@ -59,7 +61,7 @@ class FrameRecord:
     split_key: tuple  # what separates volumes that share this series (echo, time ...)
     instance_number: int
     pixel_offset: int | None  # file offset of the Pixel Data element (native syntaxes)
-    header: Dataset = field(repr=False)
+    header: Dataset = field(repr=False)  # the wanted attributes only when lean: see full_header()
     # a slice of a mosaic: where its tile starts (row, column) in the stored image of stored_shape
     tile: tuple[int, int] | None = None
     stored_shape: tuple[int, int] | None = None
@@ -71,6 +73,13 @@ class FrameRecord:
     philips_scale: tuple[float, float] | None = None
     # what a 4D group keeps apart (dcm2niix writes echoes and magnitude/phase to separate files)
     volume_kind: tuple = ()
+    sop_uid: str = ""
+
+    def full_header(self) -> Dataset:
+        """The complete header (read now when the record came from the lean reader)."""
+        if isinstance(self.header, LeanDataset):
+            self.header, _ = read_header(self.path)
+        return self.header
     defect: str = ""  # why this file's pixels cannot be read (loading its series fails with it)
 
 
@@ -84,11 +93,12 @@ MAX_COORDINATE = 1e6  # mm: a position, spacing or thickness beyond a kilometre 
 
 def _float_list(value: Any, n: int) -> np.ndarray | None:
     try:
-        arr = np.array([float(v) for v in value], dtype=float)
+        values = [float(v) for v in value]
     except (TypeError, ValueError):
         return None
-    ok = arr.size == n and np.all(np.isfinite(arr)) and np.all(np.abs(arr) <= MAX_COORDINATE)
-    return arr if ok else None
+    # plain Python checks: this runs for every frame of every file (numpy's overhead is 10x here)
+    ok = len(values) == n and all(math.isfinite(v) and abs(v) <= MAX_COORDINATE for v in values)
+    return np.array(values, dtype=float) if ok else None
 
 
 def _length(value: Any) -> float | None:
@@ -149,8 +159,13 @@ def is_dicomdir(ds: Dataset) -> bool:
     return sop == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds
 
 
-def read_header(path: str, force: bool = False) -> tuple[Dataset, int | None]:
-    """Parse everything before the pixel data; also return the pixel data offset."""
+def read_header(path: str, force: bool = False, lean: bool = False) -> tuple[Dataset, int | None]:
+    """Parse everything before the pixel data; also return the pixel data offset. LEAN: only the
+    attributes grouping needs, with the fast reader where the file allows (medviewer.io.dicom_lean)."""
+    if lean and not force:
+        found = read_lean(path)
+        if found is not None:
+            return found
     try:
         with open_dicom(path) as fp:
             ds = pydicom.dcmread(fp, stop_before_pixels=True, force=force)
@@ -184,6 +199,7 @@ def frames_from_header(path: str, ds: Dataset, pixel_offset: int | None) -> list
         series_uid, series_key = series_key_of(ds)
         common = dict(
             path=path, nframes_in_file=nframes, series_uid=series_uid, series_key=series_key,
+            sop_uid=_text(ds, "SOPInstanceUID") or (_text(meta, "MediaStorageSOPInstanceUID") if meta else ""),
             rows=rows, columns=columns, samples=_count(ds, "SamplesPerPixel", 1) or 1,
             photometric=_text(ds, "PhotometricInterpretation") or "MONOCHROME2",
             bits_allocated=bits, bits_stored=_count(ds, "BitsStored", bits) or bits,

@@ -77,7 +77,8 @@ def _source_headers(series) -> list[pydicom.Dataset]:
                               "save the labels as NIfTI or NRRD instead")
     headers, instance_uids = [], []
     for f in series.frames:
-        ds, meta = f.header, getattr(f.header, "file_meta", None) or {}
+        ds = f.full_header()
+        meta = getattr(ds, "file_meta", None) or {}
         sop_class = str(ds.get("SOPClassUID", "") or "") or str(meta.get("MediaStorageSOPClassUID", ""))
         sop_uid = str(ds.get("SOPInstanceUID", "") or "") or str(meta.get("MediaStorageSOPInstanceUID", ""))
         missing = [k for k, v in (("SOPClassUID", sop_class), ("SOPInstanceUID", sop_uid),
@@ -114,7 +115,7 @@ def derived_uids(instance_uids: list[str]) -> dict[str, str]:
 
 def blank_uid_warning(series) -> str | None:
     """The warning to show when write_seg had to derive Study/Series UIDs for this series."""
-    header = series.frames[0].header
+    header = series.frames[0].full_header()
     blank = [k for k in ("StudyInstanceUID", "SeriesInstanceUID") if not str(header.get(k, "") or "").strip()]
     if not blank:
         return None
@@ -171,12 +172,11 @@ def _reference_ids(reference) -> tuple[str, str, dict[str, int]]:
     if frames is None:
         meta = getattr(reference, "metadata", {}) or {}
         return str(meta.get("FrameOfReferenceUID", "")), str(meta.get("SeriesInstanceUID", "")), {}
-    header = frames[0].header
+    header = frames[0].full_header()
     by_uid = {}
     if getattr(reference, "grid_positions", None) is None:
         for k, f in enumerate(frames):
-            meta = getattr(f.header, "file_meta", None) or {}
-            uid = str(f.header.get("SOPInstanceUID", "") or "") or str(meta.get("MediaStorageSOPInstanceUID", ""))
+            uid = f.sop_uid
             if uid:
                 by_uid[uid] = k
     return str(header.get("FrameOfReferenceUID", "") or ""), frames[0].series_uid, by_uid

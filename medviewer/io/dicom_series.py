@@ -37,7 +37,7 @@ class DicomSeries(ImageSource):
         warnings = warnings + geometry.pop("warnings")
         self.grid_positions = geometry.pop("grid_positions")  # None when the slices are regular
         self.slice_positions = geometry.pop("slice_positions")
-        names = sorted({UID(f.transfer_syntax).name for f in frames})
+        names = sorted({UID(uid).name for uid in {f.transfer_syntax for f in frames}})
         super().__init__(
             id=source_id, kind="dicom", modality=first.modality,
             description=first.description, files=sorted({f.path for f in frames}),
@@ -58,7 +58,8 @@ class DicomSeries(ImageSource):
 
     @property
     def header(self):
-        return self.frames[0].header
+        """The complete header of the first image (the tag browser, SEG export)."""
+        return self.frames[0].full_header()
 
 
 def _drop_copies(frames: list[FrameRecord]) -> list[FrameRecord]:
@@ -68,7 +69,7 @@ def _drop_copies(frames: list[FrameRecord]) -> list[FrameRecord]:
     copies: dict[str, int] = defaultdict(int)
     kept = []
     for f in sorted(frames, key=lambda r: (r.path, r.frame if r.frame is not None else -1, r.mosaic_index)):
-        uid = str(f.header.get("SOPInstanceUID", "") or "")
+        uid = f.sop_uid
         key = (uid, f.frame, f.mosaic_index)
         if uid and key in seen and seen[key].path != f.path:
             copies[seen[key].path] += f.mosaic_index == 0
@@ -153,8 +154,8 @@ def _split_geometry(frames: list[FrameRecord]) -> list[list[FrameRecord]]:
     """Separate frames of different size, orientation or pixel spacing (e.g. localizers)."""
     groups: dict[tuple, list[FrameRecord]] = defaultdict(list)
     for f in frames:
-        ori = tuple(np.round(f.orientation, 3)) if f.orientation is not None else None
-        spacing = tuple(np.round(f.pixel_spacing, 4)) if f.pixel_spacing is not None else None
+        ori = tuple(round(float(v), 3) for v in f.orientation) if f.orientation is not None else None
+        spacing = tuple(round(float(v), 4) for v in f.pixel_spacing) if f.pixel_spacing is not None else None
         # A frame with no position at all (projection X-ray, secondary capture) is its own image,
         # unless it comes from a multi-frame file, whose frames stay together.
         alone = f.path if (f.position is None and f.frame is None) else None
@@ -163,7 +164,7 @@ def _split_geometry(frames: list[FrameRecord]) -> list[list[FrameRecord]]:
 
 
 def _position_key(f: FrameRecord) -> tuple | None:
-    return tuple(np.round(f.position, POSITION_DECIMALS)) if f.position is not None else None
+    return tuple(round(float(v), POSITION_DECIMALS) for v in f.position) if f.position is not None else None
 
 
 def _has_duplicates(frames: list[FrameRecord]) -> bool:

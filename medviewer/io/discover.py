@@ -67,7 +67,7 @@ def _dicom_by_content(path: str, ext: str) -> bool:
 def _header_or_problem(path: str, explicit: bool):
     force_allowed = explicit or extension_of(path) in DICOM_EXTENSIONS
     try:
-        return read_header(path)
+        return read_header(path, lean=True)
     except ImageReadError as first_error:
         if not force_allowed:
             return None  # some other kind of file in a folder: not ours to judge

@@ -78,7 +78,14 @@ def _parse(raw: bytes) -> dict[str, list[Any]]:
 
 
 def _element(ds: Dataset, element: int) -> bytes | None:
-    try:
+    first = ds.get((0x0029, 0x0010))  # Siemens reserves the CSA block first
+    if first is None:
+        return None  # no private creator in group 0029 at all: no CSA header
+    if str(first.value).strip() == CREATOR:
+        found = ds.get((0x0029, 0x1000 | element))
+        value = found.value if found is not None else None
+        return value if isinstance(value, (bytes, bytearray)) else None
+    try:  # moved to another block (an Agfa/dcm4che export renames private blocks)
         block = ds.private_block(0x0029, CREATOR)
     except (KeyError, ValueError, TypeError, AttributeError):
         return None

@@ -215,7 +215,7 @@ def test_memory_errors_and_simpleitk_errors_are_said_plainly(data_dir, monkeypat
     def out_of_memory(args):
         raise MemoryError()
 
-    def negative_spacing(src, dst, series):
+    def negative_spacing(src, dst, series, **options):
         sitk.Image(2, 2, sitk.sitkUInt8).SetSpacing((-1.0, -1.0))
 
     monkeypatch.setattr(cli_features, "cmd_features", out_of_memory)
