@@ -68,7 +68,7 @@ class FileImage(ImageSource):
             files=[path], transfer_syntaxes=[], warnings=warnings,
             spacing_known=extension_of(path) not in RASTER,
             components=int(reader.GetNumberOfComponents()),
-            volume_group=name if dim == 4 else "", volume_index=timepoint or 0)
+            volume_group=os.path.abspath(path) if dim == 4 else "", volume_index=timepoint or 0)
 
     def load(self) -> Volume:
         """The voxels, held once (read_pixels: a SimpleITK buffer numpy can write, that the

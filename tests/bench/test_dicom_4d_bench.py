@@ -25,6 +25,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as a script: tests.support is imported from the repository
+    sys.path.insert(0, str(REPO))
+
 N_VOLUMES, N_SLICES, SIZE = 100, 47, 64
 MAX_TIME_RATIO = 1.5
 REPEATS = 5
@@ -33,9 +37,9 @@ pytestmark = pytest.mark.bench
 
 
 def build_series(dest: Path, volumes: int = N_VOLUMES, slices: int = N_SLICES) -> Path:
-    import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+    from pydicom.uid import MRImageStorage, generate_uid
+
+    from tests.support.synthetic_dicom import new_dataset
 
     dest.mkdir(parents=True, exist_ok=True)
     series_uid, study_uid, frame_uid = generate_uid(), generate_uid(), generate_uid()
@@ -43,15 +47,8 @@ def build_series(dest: Path, volumes: int = N_VOLUMES, slices: int = N_SLICES) -
     n = 0
     for v in range(volumes):
         for z in range(slices):
-            meta = FileMetaDataset()
-            meta.MediaStorageSOPClassUID = MRImageStorage
-            meta.MediaStorageSOPInstanceUID = generate_uid()
-            meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            ds = Dataset()
-            ds.file_meta = meta
-            ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, meta.MediaStorageSOPInstanceUID
-            ds.Modality, ds.Manufacturer, ds.SeriesDescription = "MR", "GE MEDICAL SYSTEMS", "fMRI bench"
-            ds.PatientName, ds.PatientID = "Bench^4D", "BENCH"
+            ds = new_dataset(MRImageStorage, "MR")
+            ds.Manufacturer, ds.SeriesDescription = "GE MEDICAL SYSTEMS", "fMRI bench"
             ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
             ds.SeriesNumber, ds.AcquisitionNumber, ds.InstanceNumber = 7, v + 1, v * slices + z + 1
             ds.TemporalPositionIdentifier, ds.NumberOfTemporalPositions = v + 1, volumes

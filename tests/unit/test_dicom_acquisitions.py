@@ -13,11 +13,11 @@ import shutil
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.uid import MRImageStorage
 
 from medviewer.cli import main
 from medviewer.io.discover import discover
+from tests.support.synthetic_dicom import new_dataset
 
 nibabel = pytest.importorskip("nibabel")
 NIBABEL_DATA = os.path.join(os.path.dirname(nibabel.__file__), "nicom", "tests", "data")
@@ -26,14 +26,8 @@ SERIES_UID = "1.2.826.0.1.3680043.8.498.1"
 
 def write_slice(path, *, z=0.0, value=0, rows=8, cols=8, manufacturer="Philips Medical Systems", instance=1,
                 acquisition=1, bits_stored=16, pixels=None, extra=None, series_uid=SERIES_UID):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.Manufacturer, ds.SeriesDescription = "MR", manufacturer, "DTI test"
+    ds = new_dataset(MRImageStorage, "MR")
+    ds.Manufacturer, ds.SeriesDescription = manufacturer, "DTI test"
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = "1.2.3", series_uid, "1.2.4"
     ds.SeriesNumber, ds.InstanceNumber, ds.AcquisitionNumber = 5, instance, acquisition
     ds.Rows, ds.Columns = rows, cols
