@@ -76,8 +76,8 @@ def _stored_dtype(f: FrameRecord) -> np.dtype | None:
 
 
 def _fast_path_ok(f: FrameRecord) -> bool:
-    if f.pixel_offset is None or f.frame is not None or f.samples != 1:
-        return False
+    if f.pixel_offset is None or f.frame is not None or f.samples != 1 or f.tile is not None:
+        return False  # (a mosaic tile is a part of the stored image, not its start)
     if not f.photometric.startswith("MONOCHROME"):
         return False
     if _stored_dtype(f) is None:

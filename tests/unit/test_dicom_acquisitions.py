@@ -191,6 +191,8 @@ def test_siemens_mosaic_without_csa_uses_the_public_count(tmp_path):
     volume = discover(path).sources[0].load()
     assert volume.shape == (16, 3, 3)
     assert [int(volume.data[k, 0, 0]) for k in range(16)] == list(range(16))
+    source = discover(path).sources[0]
+    assert np.array_equal(source.preview().data[0], volume.data[8])  # the thumbnail: the middle tile
     # IPP is the mosaic's corner; the first slice starts (12 - 3) / 2 pixels further in
     assert np.allclose(volume.origin, (-8 + 4.5 * 2, -8 + 4.5 * 2, 0.0))
     assert np.isclose(volume.spacing[2], 4.0)
