@@ -460,7 +460,18 @@ for argv in (["info", case], ["convert", case, out]):
         rc = exc.code if isinstance(exc.code, int) else 1
     sys.stdout.flush(); sys.stderr.flush()
     os.write(2, b"\n@@rc %d\n" % rc)
-os.write(2, b"\n@@maxrss %d\n" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+def peak_rss():
+    # VmHWM: the peak of this process's own address space. ru_maxrss is not: Linux carries it over
+    # fork and exec, so a child of a big pytest process would report the parent's size.
+    try:
+        with open("/proc/self/status") as fp:
+            for line in fp:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+os.write(2, b"\n@@maxrss %d\n" % peak_rss())
 """
 
 
