@@ -77,8 +77,9 @@ def _drop_copies(frames: list[FrameRecord]) -> list[FrameRecord]:
         seen[key] = f
         kept.append(f)
     for f in kept:
-        if copies.get(f.path):
-            f.note = f"the same image is in {copies[f.path] + 1} files (same SOP Instance UID): read once"
+        if copies.get(f.path):  # beside what the file already warns about (a defect, a mosaic note)
+            copy_note = f"the same image is in {copies[f.path] + 1} files (same SOP Instance UID): read once"
+            f.note = "; ".join(n for n in (f.note, copy_note) if n)
     return kept
 
 

@@ -259,3 +259,16 @@ def test_philips_floating_point_scaling(tmp_path, capsys):
     other = write_slice(str(tmp_path / "o.dcm"), manufacturer="X", series_uid="1.2.9")
     assert main(["convert", other, str(tmp_path / "o.nii"), "--philips-scaling", "fp"]) == 1
     assert "private scale slope" in capsys.readouterr().err
+
+
+def test_a_copy_of_a_file_keeps_what_the_file_warns_about(tmp_path):
+    # a mosaic whose count does not tile the image, and a copy of it: both notes are kept
+    extra = [((0x0019, 0x0010), "LO", "SIEMENS MR HEADER"), ((0x0019, 0x100A), "US", 5)]
+    path = write_slice(str(tmp_path / "a.dcm"), rows=10, cols=10, manufacturer="SIEMENS", extra=extra)
+    ds = pydicom.dcmread(path)
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "MOSAIC"]
+    ds.save_as(path)
+    shutil.copy(path, tmp_path / "b.dcm")
+    warnings = discover(str(tmp_path)).sources[0].warnings
+    assert any("does not tile" in w for w in warnings)
+    assert any("same image is in 2 files" in w for w in warnings)
