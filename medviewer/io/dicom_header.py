@@ -6,8 +6,8 @@ functional groups. Records carry what grouping, sorting and decoding need.
 """
 from __future__ import annotations
 
-import os
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,19 +68,19 @@ class FrameRecord:
     mosaic_index: int = 0
     diffusion: Any = None  # medviewer.io.dicom_diffusion.Diffusion, for DWI volumes
     note: str = ""  # something about this file the series should warn about
-    # Philips private scale slope and intercept (2005,100E/100D): floating-point values are
-    # stored / slope ... see medviewer.io.philips_scaling
+    # Philips private scale slope and intercept (2005,100E/100D), for floating-point values
+    # (medviewer.io.philips_scaling)
     philips_scale: tuple[float, float] | None = None
     # what a 4D group keeps apart (dcm2niix writes echoes and magnitude/phase to separate files)
     volume_kind: tuple = ()
     sop_uid: str = ""
+    defect: str = ""  # why this file's pixels cannot be read (loading its series fails with it)
 
     def full_header(self) -> Dataset:
         """The complete header (read now when the record came from the lean reader)."""
         if isinstance(self.header, LeanDataset):
             self.header, _ = read_header(self.path)
         return self.header
-    defect: str = ""  # why this file's pixels cannot be read (loading its series fails with it)
 
 
 def _spacing(value: Any) -> tuple[float, float] | None:
@@ -375,8 +375,8 @@ def _enhanced_frames(ds: Dataset, nframes: int, common: dict) -> list[FrameRecor
             slice_thickness=_length((measures or ds).get("SliceThickness")),
             slope=_number((pvt or ds).get("RescaleSlope"), 1.0) or 1.0,
             intercept=_number((pvt or ds).get("RescaleIntercept"), 0.0),
-            split_key=split, volume_kind=(split[1], _echo_time(shared, pf)), philips_scale=_philips_scale(_private_item(pf) or _private_item(shared) or ds),
-            **common))
+            split_key=split, volume_kind=(split[1], _echo_time(shared, pf)),
+            philips_scale=_philips_scale(_private_item(pf) or _private_item(shared) or ds), **common))
     return records
 
 

@@ -4,13 +4,13 @@ pydicom parses and converts every element of a header (about 1 ms a file, and 50
 each first access to an element); on a 4,700-file DWI or fMRI series that is most of a
 conversion. This reader walks the elements of an Explicit VR Little Endian file once, skips
 everything it does not need (sequences included) without decoding it, and returns a pydicom
-Dataset holding just the wanted elements, already converted, plus the offset of the pixel data.
+Dataset holding just the wanted elements, converted on first use, plus the offset of the pixel data.
 
 It declines (returns None) whenever the file is anything but plain: no "DICM" prefix, gzip,
 another transfer syntax, an enhanced multi-frame file (functional groups), a DICOMDIR, a SEG or
 RTSTRUCT, a wanted attribute that is a sequence, or any inconsistency in the bytes. The caller
 then reads the file with pydicom as before, so results never depend on which reader ran. The
-complete header is read with pydicom when something needs it (FrameRecord.header).
+complete header is read with pydicom when something needs it (FrameRecord.full_header()).
 """
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ _LATIN1 = {"", "ISO_IR 6", "ISO_IR 100", "ISO 2022 IR 6", "ISO 2022 IR 100"}
 
 
 def _number_text(vr: str, text: str):
-    value = float(text)  # ValueError declines: pydicom keeps what it cannot convert
+    value = float(text)  # on ValueError the element is left to pydicom, which keeps the text
     if vr == "IS":
         if not value.is_integer():
             raise _Decline
@@ -128,9 +128,8 @@ def _element(tag: int, vr: str, raw: bytes) -> DataElement:
         if len(raw) % size:
             raise _Decline
         values = list(struct.unpack(f"<{len(raw) // size}{fmt}", raw))
-        value = values[0] if len(values) == 1 else MultiValue(type(values[0]) if values else int, values)
-        if not values:
-            value = None
+        value = (None if not values else values[0] if len(values) == 1
+                 else MultiValue(type(values[0]), values))
     elif vr in ("DS", "IS"):
         text = raw.decode("ascii").strip(" \x00")
         parts = [p.strip() for p in text.split("\\")]
@@ -140,7 +139,7 @@ def _element(tag: int, vr: str, raw: bytes) -> DataElement:
             value = _number_text(vr, parts[0])
         else:
             value = MultiValue(float if vr == "DS" else int, [_number_text(vr, p) for p in parts])
-    elif vr in _TEXT_VRS or vr == "PN":
+    elif vr in _TEXT_VRS:
         text = raw.decode("latin-1").rstrip(" \x00")
         if "\\" in text and vr not in ("LT", "ST", "UT", "UR"):
             value = MultiValue(str, text.split("\\"))
@@ -247,16 +246,13 @@ def read_lean(path: str) -> tuple[Dataset, int] | None:
                 return None
             found: dict = {}
             offset = _walk(buf, meta_end, end, found)
-            while offset < 0:  # the header goes on past what was read: read it all, once
+            if offset < 0:  # the header goes on past what was read: read it all, once
                 rest = fp.read()
-                if not rest:
-                    return None  # no pixel data: let pydicom say what the file is
                 data += rest
-                buf = memoryview(data)
                 found = {}
-                offset = _walk(buf, meta_end, len(data), found)
+                offset = _walk(memoryview(data), meta_end, len(data), found) if rest else -1
                 if offset < 0:
-                    return None
+                    return None  # no pixel data: let pydicom say what the file is
     except (OSError, _Decline, struct.error, UnicodeDecodeError, ValueError):
         return None
     charset = found.get(0x00080005, ("CS", b""))[1].decode("latin-1").replace("\x00", "").strip()
@@ -267,8 +263,8 @@ def read_lean(path: str) -> tuple[Dataset, int] | None:
     for tag, (vr, raw) in meta.items():
         if tag in (0x00020002, 0x00020003, 0x00020010):
             ds.file_meta[tag] = _element(tag, vr, raw)
-    # Elements stay raw until used: a keyword lookup converts with _element, anything else
-    # (private tags by number) with pydicom's own conversion, as if pydicom had read the file.
+    # Elements stay raw until used; LeanDataset converts them with _element (and with pydicom's
+    # own conversion where _element cannot, as if pydicom had read the file).
     for tag, (vr, raw) in sorted(found.items()):
         key = _interned(tag)
         ds._dict[key] = RawDataElement(key, vr, len(raw), raw, 0, False, True)

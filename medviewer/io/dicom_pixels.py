@@ -18,9 +18,9 @@ import pydicom
 from pydicom.uid import UID
 
 from medviewer.core.errors import ImageReadError
+from medviewer.core.memory import check_fits
 from medviewer.core.volume import Volume
 from medviewer.io.dicom_files import open_dicom
-from medviewer.core.memory import check_fits
 from medviewer.io.dicom_header import FrameRecord, _number, syntax_from_encoding
 from medviewer.io.messages import library_reason
 from medviewer.io.sitk_buffer import empty_array
@@ -226,11 +226,11 @@ def load_series(series) -> Volume:
     }
     if series.value_note:
         metadata["file_notes"] = series.value_note  # written as the NIfTI description
-    for key in ("WindowCenter", "WindowWidth"):
+    for key in ("WindowCenter", "WindowWidth", "RepetitionTime"):
         if key in header:
             value = header[key].value
             first_value = value[0] if isinstance(value, pydicom.multival.MultiValue) and len(value) else value
-            number = _number(first_value, float("nan"))  # empty, text or "1\\2" in a damaged file: no window
+            number = _number(first_value, float("nan"))  # empty, text or "1\\2" in a damaged file: none
             if np.isfinite(number):
                 metadata[key] = number
     return Volume(data=out, spacing=series.spacing, origin=series.origin, direction=series.direction,

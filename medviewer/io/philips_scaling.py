@@ -8,6 +8,7 @@ some Philips series scale every slice differently.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 from medviewer.core.errors import MedViewerError
@@ -25,16 +26,12 @@ def floating_point(source):
     if not isinstance(source, DicomSeries) or not frames or any(f.philips_scale is None for f in frames):
         raise MedViewerError(f"{source.id}: --philips-scaling fp needs the Philips private scale slope "
                              "(2005,100E) in every image; this series has none, so its values stay display values")
-    scaled = []
-    for f in frames:
-        ss, _si = f.philips_scale
-        rs, ri = f.slope, f.intercept
-        scaled.append(replace(f, slope=1.0 / ss, intercept=ri / (rs * ss)))
-    copy = DicomSeries(source.id, scaled, [w for w in source.warnings])
-    copy.volume_group, copy.volume_index, copy.diffusion = source.volume_group, source.volume_index, source.diffusion
-    copy.description, copy.linked_labels = source.description, list(source.linked_labels)
-    copy.value_note = NOTE
-    return copy
+    scaled = copy.copy(source)  # the same series, geometry and grouping; only the values differ
+    scaled.frames = [replace(f, slope=1.0 / f.philips_scale[0], intercept=f.intercept / (f.slope * f.philips_scale[0]))
+                     for f in frames]
+    scaled.warnings = list(source.warnings)
+    scaled.value_note = NOTE
+    return scaled
 
 
 def apply(source, mode: str):

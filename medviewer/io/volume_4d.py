@@ -40,31 +40,41 @@ class Stack:
         return f"{x}x{y}x{z}x{t} {self.data.dtype}"
 
 
+def group_key(source: ImageSource) -> tuple:
+    """What makes volumes one acquisition: the same volume_group (a lone volume is its own)."""
+    return (source.kind, source.volume_group) if source.volume_group else ("", source.kind, source.id)
+
+
+def volume_groups(sources: list[ImageSource]) -> list[list[ImageSource]]:
+    """The sources grouped by acquisition, each group in volume order, in the order the groups are
+    first met (the series browser's rows, the volume bar's steps, `convert --4d`'s choice)."""
+    rows: dict[tuple, list[ImageSource]] = {}
+    for source in sources:
+        rows.setdefault(group_key(source), []).append(source)
+    return [sorted(members, key=lambda s: s.volume_index) for members in rows.values()]
+
+
 def group_for(found: Discovery, series: str | None) -> tuple[list[ImageSource], list[ImageSource]]:
     """(the volumes of the 4D group SERIES belongs to, in order; the sources left out). Without
     SERIES: the only 4D group there is (a derived trace or a localizer beside it is left out),
     or the only source."""
+    groups = volume_groups(found.sources)
     if series is not None:
         chosen = found.find(series)
-        members = _members(found, chosen.volume_group) if chosen.volume_group else [chosen]
-        return members, [s for s in found.sources if s not in members]
-    groups = {s.volume_group for s in found.sources if s.volume_group}
-    lone = [s for s in found.sources if not s.volume_group]
-    if len(groups) == 1:
-        return _members(found, groups.pop()), lone
-    if not groups and len(lone) == 1:
-        return lone, []
+        members = next(g for g in groups if any(s is chosen for s in g))
+        return members, [s for s in found.sources if not any(s is m for m in members)]
+    grouped = [g for g in groups if g[0].volume_group]
+    if len(grouped) == 1:
+        return grouped[0], [s for s in found.sources if not s.volume_group]
+    if not grouped and len(groups) == 1:
+        return groups[0], []
     if not found.sources:
         raise MedViewerError(found.nothing_found())
     where = f" under {found.root}" if found.root else ""
     choices = [f"[{n}] {s.id}" + (f" (volume {s.volume_index + 1} of group {s.volume_group})" if s.volume_group else "")
                for n, s in enumerate(found.sources, 1) if not s.volume_group or s.volume_index == 0]
-    raise MedViewerError(f"{len(groups) + len(lone)} series found{where}; choose one with --series "
+    raise MedViewerError(f"{len(groups)} series found{where}; choose one with --series "
                          f"(any volume of a 4D series names the whole series): " + ", ".join(choices))
-
-
-def _members(found: Discovery, group: str) -> list[ImageSource]:
-    return sorted((s for s in found.sources if s.volume_group == group), key=lambda s: s.volume_index)
 
 
 def _same_grid(a, b) -> bool:
@@ -73,18 +83,15 @@ def _same_grid(a, b) -> bool:
             and np.allclose(a.direction, b.direction, atol=GEOMETRY_TOLERANCE))
 
 
-def _repetition_time(source: ImageSource) -> float:
-    header = getattr(source, "header", None)
-    try:
-        tr = float(header.get("RepetitionTime")) / 1000.0 if header is not None else 0.0
-    except (TypeError, ValueError):
-        tr = 0.0
+def _repetition_time(volume) -> float:
+    """Seconds between volumes: the DICOM repetition time, 1.0 when unknown."""
+    tr = float(volume.metadata.get("RepetitionTime", 0.0)) / 1000.0
     return tr if np.isfinite(tr) and tr > 0 else 1.0
 
 
-def load_4d(sources: list[ImageSource], report=None) -> Stack:
-    """Load and stack SOURCES (one volume each, same grid). REPORT(done, total) is called after
-    each volume. The 4D array is allocated once, after checking that it fits in memory."""
+def load_4d(sources: list[ImageSource]) -> Stack:
+    """Load and stack SOURCES (one volume each, same grid). The 4D array is allocated once, after
+    checking that it fits in memory."""
     if not sources:
         raise MedViewerError("no volumes to stack")
     first = sources[0].load()
@@ -96,8 +103,6 @@ def load_4d(sources: list[ImageSource], report=None) -> Stack:
     data[0] = first.data
     warnings = list(first.warnings)
     notes = first.metadata.get("file_notes", "")
-    if report is not None:
-        report(1, len(sources))
     for t, source in enumerate(sources[1:], 1):
         volume = source.load()
         if not _same_grid(volume, first):
@@ -107,10 +112,8 @@ def load_4d(sources: list[ImageSource], report=None) -> Stack:
             data = data.astype(np.result_type(data.dtype, volume.data.dtype))
         data[t] = volume.data
         warnings.extend(w for w in volume.warnings if w not in warnings)
-        if report is not None:
-            report(t + 1, len(sources))
     return Stack(data=data, spacing=first.spacing, origin=first.origin, direction=first.direction,
-                 time_step=_repetition_time(sources[0]), diffusion=[s.diffusion for s in sources],
+                 time_step=_repetition_time(first), diffusion=[s.diffusion for s in sources],
                  warnings=warnings, file_notes=notes)
 
 
@@ -155,7 +158,7 @@ def write_4d(stack: Stack, path: str) -> list[str]:
     import SimpleITK as sitk
 
     from medviewer.core.tempfiles import write_atomically
-    from medviewer.io.writer import write_image
+    from medviewer.io.writer import set_file_notes, write_image
 
     image = sitk.GetImageFromArray(stack.data, isVector=False)  # (t, z, y, x) -> a 4D image of size (x, y, z, t)
     image.SetSpacing(tuple(float(v) for v in stack.spacing) + (float(stack.time_step),))
@@ -163,8 +166,7 @@ def write_4d(stack: Stack, path: str) -> list[str]:
     direction = np.eye(4)
     direction[:3, :3] = stack.direction
     image.SetDirection(tuple(float(v) for v in direction.ravel()))
-    if stack.file_notes:
-        image.SetMetaData("ITK_FileNotes", stack.file_notes[:79])
+    set_file_notes(image, stack.file_notes)
     written = [write_image(image, path)]
     del image
     gradients = fsl_gradients(stack)

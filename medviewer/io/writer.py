@@ -39,9 +39,14 @@ def to_sitk(volume: Volume) -> sitk.Image:
     image.SetSpacing(volume.spacing[:n])
     image.SetOrigin(volume.origin[:n])
     image.SetDirection(tuple(float(v) for v in volume.direction[:n, :n].ravel()))
-    if volume.metadata.get("file_notes"):  # NIfTI descrip (80 bytes), NRRD/MHA comment
-        image.SetMetaData("ITK_FileNotes", str(volume.metadata["file_notes"])[:79])
+    set_file_notes(image, volume.metadata.get("file_notes", ""))
     return image
+
+
+def set_file_notes(image: sitk.Image, notes: str) -> None:
+    """NOTES as the file's description: the NIfTI descrip (80 bytes), the NRRD/MHA comment."""
+    if notes:
+        image.SetMetaData("ITK_FileNotes", str(notes)[:79])
 
 
 def write_volume(volume: Volume, path: str) -> str:

@@ -15,8 +15,8 @@ import concurrent.futures
 import numpy as np
 
 from medviewer.core.display import default_window
+from medviewer.io.volume_4d import volume_groups
 from medviewer.ui import hand_over
-from medviewer.ui.volume_slider import volume_groups
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QVBoxLayout, QWidget

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 
+from medviewer.io.volume_4d import group_key, volume_groups
 from medviewer.ui.loader import load_failure
 from medviewer.ui.qt import Qt, QtCore, QtGui, QtWidgets, Signal
 
@@ -25,23 +26,6 @@ PLAY_INTERVAL_MS = 100  # until set_fps
 
 
 # --- Qt-free ---------------------------------------------------------------------------------
-def group_key(source) -> tuple:
-    """What makes volumes one acquisition: their volume_group, within one file for file sources
-    (a 4D file's group is its base name, which another folder may repeat)."""
-    if not source.volume_group:
-        return ("", source.kind, source.id)
-    return (source.kind, source.volume_group, source.files[0] if source.kind == "file" and source.files else "")
-
-
-def volume_groups(sources: list) -> list[list]:
-    """The sources as rows: the volumes of one group together (ordered by volume_index), a lone
-    volume alone, in the order the groups are first met."""
-    rows: dict[tuple, list] = {}
-    for source in sources:
-        rows.setdefault(group_key(source), []).append(source)
-    return [sorted(members, key=lambda s: s.volume_index) for members in rows.values()]
-
-
 def volume_caption(index: int, count: int, source) -> str:
     """'Volume 3 / 40', with the diffusion weighting when the header gives it
     ('Volume 3 / 40 · b = 1000 · g (0.71, 0.00, -0.71)')."""

@@ -15,7 +15,8 @@ import SimpleITK as sitk
 from medviewer.core.display import Window
 from medviewer.io import discover
 from medviewer.ui.qt import QtCore
-from medviewer.ui.volume_slider import VolumeCache, group_key, volume_caption, volume_groups
+from medviewer.io.volume_4d import group_key, volume_groups
+from medviewer.ui.volume_slider import VolumeCache, volume_caption
 
 pytest.importorskip("pytestqt")
 
