@@ -10,6 +10,7 @@ import numpy as np
 
 from medviewer.core.display import Window
 from medviewer.core.measurements import Measurement
+from medviewer.core import slab
 from medviewer.core.session import Session
 from medviewer.core.slicing import PlaneGeometry, plane_geometry
 from medviewer.ui.qt import Qt, QtCore, QtGui, QtWidgets, Signal, pg
@@ -106,6 +107,8 @@ class SliceView(QtWidgets.QWidget):
         self._measure_items: list = []
         self.rotation = 0  # quarter turns, 2D images only
         self.flip_h = False
+        self.slab_mode = "off"  # or "mip", "minip", "average" (core/slab.py)
+        self.slab_mm = 0.0
 
         self.graphics = pg.GraphicsView(self)
         self.graphics.setFocusPolicy(Qt.NoFocus)
@@ -172,7 +175,7 @@ class SliceView(QtWidgets.QWidget):
         self.image_item.clear()
         self._pending.clear()
         g = self.geometry_
-        self.overlay.title = "Image" if volume.is_2d else self.plane.capitalize()
+        self._update_title()
         self.overlay.show_scale_bar = volume.spacing_known  # no mm bar over pixels of unknown size
         self.overlay.set_letters(g.labels if volume.metadata.get("oriented", True) else None)
         self.fit()
@@ -220,10 +223,45 @@ class SliceView(QtWidgets.QWidget):
         self.h_line.setPos(y)
         self.overlay.set_slice(self._slice_index, g.n_slices)
 
+    def _image_plane(self) -> np.ndarray:
+        """The image of the current slice, or its slab (labels and heat maps stay the one slice)."""
+        g, data = self.geometry_, self.session.volume.data
+        if self.slab_mode == "off":
+            return g.slice(data, self._slice_index)
+        plane = slab.slab(data, g, self._slice_index, self.slab_mode, self.slab_mm,
+                          self.session.volume.spacing[g.normal_axis])
+        if self._lut16 is not None and plane.dtype != np.int16:  # an average: int16 for the window table
+            plane = np.rint(plane).astype(np.int16)
+        return plane
+
+    def set_slab(self, mode: str, thickness_mm: float) -> None:
+        """Show a MIP / MinIP / average slab of thickness_mm around the current slice; mode "off"
+        or thickness 0 shows the plain slice."""
+        if mode not in slab.MODES:
+            raise ValueError(f"unknown slab mode {mode!r}; use one of {slab.MODES}")
+        thickness_mm = max(0.0, float(thickness_mm))
+        if thickness_mm == 0:
+            mode = "off"
+        if (mode, thickness_mm) == (self.slab_mode, self.slab_mm):
+            return
+        self.slab_mode, self.slab_mm = mode, thickness_mm
+        self._update_title()
+        if self.geometry_ is not None and self._slice_index >= 0:
+            self._show_slice()
+            self.overlay.set_slice(self._slice_index, self.geometry_.n_slices)
+
+    def _update_title(self) -> None:
+        volume = self.session.volume
+        title = "Image" if volume is not None and volume.is_2d else self.plane.capitalize()
+        text = slab.describe(self.slab_mode, self.slab_mm)
+        if text:
+            title += f"  {text} (labels, paint: centre slice)"
+        self.overlay.title = title
+
     def _show_slice(self) -> None:
         g = self.geometry_
         volume = self.session.volume
-        image = self._transform(g.slice(volume.data, self._slice_index))
+        image = self._transform(self._image_plane())
         reshaped = self.image_item.image is None or self.image_item.image.shape[:2] != image.shape[:2]
         if self._lut16 is not None:  # int16: window through a 64K table to 8 bits (pyqtgraph's fast path)
             bits = image.view(np.uint16) if image.strides[-1] == image.itemsize else image.astype(np.uint16)
