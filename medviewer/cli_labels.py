@@ -1,4 +1,5 @@
-"""Label commands: `medviewer stats IMAGE LABELS` and `medviewer convert ... --seg/--reference`.
+"""Label commands: `medviewer stats IMAGE LABELS`, `medviewer surfaces IMAGE LABELS --out F.stl`
+and `medviewer convert ... --seg/--reference`.
 
 LABELS may be a label image (.nii, .nii.gz, .nrrd, .seg.nrrd), a DICOM SEG or an RT
 Structure Set; DICOM label objects are placed on the image through their references.
@@ -21,6 +22,19 @@ def add_parsers(sub, convert) -> None:
     stats.add_argument("--series", help="series id or 1-based number when IMAGE holds several")
     stats.add_argument("--resample", action="store_true",
                        help="resample labels of another grid onto the image (nearest neighbour)")
+    surf = sub.add_parser("surfaces", help="write label surfaces as STL, OBJ or PLY in world coordinates "
+                                           "(for 3D printing and other tools)")
+    surf.add_argument("image", help="the image the labels belong to: file, folder or DICOMDIR")
+    surf.add_argument("labels", help="label image (.nii, .nii.gz, .nrrd, .seg.nrrd), DICOM SEG or RTSTRUCT")
+    surf.add_argument("--out", required=True, metavar="FILE",
+                      help="FILE.stl, .obj or .ply; with several labels one file per label, "
+                           "named FILE_VALUE_NAME.ext")
+    surf.add_argument("--label", type=int, metavar="VALUE", help="only this label, written to FILE itself")
+    surf.add_argument("--space", choices=["LPS", "RAS"], default="LPS",
+                      help="world coordinates: LPS (DICOM, ITK, 3D Slicer; default) or RAS")
+    surf.add_argument("--series", help="series id or 1-based number when IMAGE holds several")
+    surf.add_argument("--resample", action="store_true",
+                      help="resample labels of another grid onto the image (nearest neighbour)")
     convert.add_argument("--seg", action="store_true",
                          help="write the labels in INPUT as a DICOM SEG of the --reference series")
     convert.add_argument("--reference", metavar="DICOM_FOLDER",
@@ -81,6 +95,25 @@ def cmd_stats(args) -> int:
         print(f"{row['label']:>5}  {row['name'][:24]:<24} {row['voxels']:>10} {row[size_key]:>12.6g} {text}")
     if not stats:
         print("(no labels)")
+    return 0
+
+
+def cmd_surfaces(args) -> int:
+    """`surfaces IMAGE LABELS --out FILE.stl|.obj|.ply [--label N] [--space LPS|RAS]`."""
+    from medviewer.cli import check_output_file
+
+    check_output_file("--out", args.out)
+    if not os.path.exists(args.labels):
+        raise MedViewerError(f"{args.labels}: no such file")
+    from medviewer.ui.view3d.surface_export import export_surfaces, surface_format  # VTK, lazily
+
+    surface_format(args.out)
+    source, volume = _load_reference(args.image, args.series)
+    if volume.is_2d:
+        raise MedViewerError(f"{args.image}: a 2D image has no label surfaces to write")
+    labelmap = load_any_labels(args.labels, source, volume, args.resample)
+    for path in export_surfaces(labelmap, volume, args.out, space=args.space, label=args.label):
+        print(f"wrote {path}")
     return 0
 
 
