@@ -11,7 +11,8 @@ from pathlib import Path
 from medviewer import __version__
 from medviewer.core.errors import MedViewerError
 
-COMMANDS = ("info", "convert", "view", "screenshot", "stats", "models", "infer", "train", "evaluate", "features")
+COMMANDS = ("info", "convert", "view", "screenshot", "stats", "surfaces", "models", "infer", "train", "evaluate",
+            "features")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -174,6 +175,10 @@ def _run(args, argv: list[str]) -> int:
         from medviewer.cli_labels import cmd_stats
 
         return cmd_stats(args)
+    if args.command == "surfaces":
+        from medviewer.cli_labels import cmd_surfaces
+
+        return cmd_surfaces(args)
     if args.command == "train":
         from medviewer.cli_ai import cmd_train
 
