@@ -263,6 +263,11 @@ class Scene3D:
                     mapper.SetClippingPlanes(self._clip_planes)
 
     # --- MPR planes in 3D ------------------------------------------------------------------
+    @property
+    def follows_cursor(self) -> bool:
+        """Whether a cursor move changes the picture (planes shown or the crosshair clip on)."""
+        return self._planes_on or self._clip_crosshair
+
     def show_planes(self, on: bool, cursor=None) -> None:
         self._planes_on = bool(on)
         if cursor is not None:
@@ -279,7 +284,8 @@ class Scene3D:
         for actor in self._planes:
             actor.GetProperty().SetColorWindow(self._plane_window[0])
             actor.GetProperty().SetColorLevel(self._plane_window[1])
-        self.request_render()
+        if self._planes_on:
+            self.request_render()
 
     def _make_planes(self) -> None:
         from vtkmodules.vtkRenderingCore import vtkImageSlice, vtkImageSliceMapper
@@ -305,7 +311,7 @@ class Scene3D:
         for axis, actor in enumerate(self._planes):
             actor.GetMapper().SetSliceNumber(int(round(self._cursor[axis])))
         self._octant = None
-        if self._planes_on or self._clip_crosshair:
+        if self.follows_cursor:
             self.request_render()
 
     # --- picking ------------------------------------------------------------------------------
