@@ -286,3 +286,29 @@ def test_the_opengl_probe_runs_vtk_in_a_child_process():
     from medviewer.ui.view3d import vtk_bridge
     worked, said = vtk_bridge._probe()
     assert worked and said.startswith("ok vtk"), said
+
+
+def test_pick_and_clip_a_label_surface(scene):
+    if scene.surfaces is None:
+        pytest.skip("label_surfaces is not there yet")
+    from medviewer.core.labels import LabelMap
+    volume = sphere_volume()
+    scene.set_volume(volume)
+    labels = LabelMap(volume.shape, "sphere", data=(volume.data > 0).astype(np.uint8))
+    scene.surfaces.set_label_maps([labels])
+    scene.surfaces.flush()
+    scene.set_render_mode("surface")
+    scene.set_camera("A")
+    whole = foreground(scene.capture())
+    assert whole.sum() > 200
+    for unit in ((0, -1, 0), (0.5, -0.6, -0.5)):
+        expected = surface_point(volume, unit)
+        picked = scene.pick(*_display_of(scene, volume.index_to_world(expected)))
+        assert picked is not None and np.max(np.abs(np.asarray(picked) - expected)) <= 1.0, (picked, expected)
+    scene.set_clip_box(((0, 30), (0, 63), (0, 55)))  # the box clips the surfaces too
+    half = foreground(scene.capture())
+    centre_col = _display_of(scene, volume.index_to_world(SPHERE["centre"]))[0]
+    assert half.sum() < 0.65 * whole.sum() and not half[:, int(centre_col) + 3:].any()
+    beyond = surface_point(volume, (0.8, -0.6, 0))  # a surface point in the clipped half
+    picked = scene.pick(*_display_of(scene, volume.index_to_world(beyond)))
+    assert picked is None or abs(picked[0] - beyond[0]) > 3
