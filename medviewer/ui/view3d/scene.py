@@ -193,7 +193,7 @@ class Scene3D:
         camera.SetFocalPoint(*centre)
         camera.SetPosition(*(centre + np.asarray(towards, dtype=float) * 1000.0))
         camera.SetViewUp(*up)
-        self.renderer.ResetCamera(bounds)
+        self._frame(bounds)
         self.request_render()
 
     def reset_camera(self) -> None:
@@ -202,8 +202,24 @@ class Scene3D:
     def set_orthographic(self, on: bool) -> None:
         self.renderer.GetActiveCamera().SetParallelProjection(bool(on))
         if self.volume is not None:
-            self.renderer.ResetCamera(self._world_bounds())
+            self._frame(self._world_bounds())
         self.request_render()
+
+    def _frame(self, bounds) -> None:
+        """Fit the volume's box (not its bounding sphere, which leaves a thin slab small) to the view."""
+        r = self.renderer
+        r.ResetCamera(bounds)
+        extent = 0.0
+        for x in bounds[0:2]:
+            for y in bounds[2:4]:
+                for z in bounds[4:6]:
+                    r.SetWorldPoint(x, y, z, 1.0)
+                    r.WorldToView()
+                    vx, vy, _ = r.GetViewPoint()
+                    extent = max(extent, abs(vx), abs(vy))
+        if extent > 1e-6:
+            r.GetActiveCamera().Zoom(0.9 / extent)
+        r.ResetCameraClippingRange(bounds)
 
     # --- clipping ---------------------------------------------------------------------------
     def set_clip_box(self, box) -> None:
