@@ -142,21 +142,24 @@ class View3D(QtWidgets.QWidget):
         self.offscreen = QtWidgets.QApplication.platformName() in OFFSCREEN_PLATFORMS
         self._make_vtk(max_texture_3d)
         layout.insertWidget(0, self._canvas, 1)
-        self._render_timer = QtCore.QTimer(self)
-        self._render_timer.setSingleShot(True)
-        self._render_timer.setInterval(0)
-        self._render_timer.timeout.connect(self._render_now)
-        self._surface_timer = QtCore.QTimer(self)
-        self._surface_timer.setSingleShot(True)
-        self._surface_timer.setInterval(SURFACE_DELAY_MS)
-        self._surface_timer.timeout.connect(self._flush_surfaces)
-        session.volume_changed.connect(self._load_volume)
-        session.image_replaced.connect(self._load_volume)
-        session.label_layers_changed.connect(self._follow_layers)
-        session.heatmaps_changed.connect(self._follow_layers)
-        session.cursor_changed.connect(self._cursor_moved)
-        session.window_changed.connect(self._window_changed)
+        self._render_timer = self._single_shot(0, self._render_now)
+        self._surface_timer = self._single_shot(SURFACE_DELAY_MS, self._flush_surfaces)
+        for event, slot in self._subscriptions():
+            event.connect(slot)
         self._load_volume()
+
+    def _single_shot(self, interval_ms: int, slot) -> QtCore.QTimer:
+        timer = QtCore.QTimer(self)
+        timer.setSingleShot(True)
+        timer.setInterval(interval_ms)
+        timer.timeout.connect(slot)
+        return timer
+
+    def _subscriptions(self):
+        s = self.session
+        return ((s.volume_changed, self._load_volume), (s.image_replaced, self._load_volume),
+                (s.label_layers_changed, self._follow_layers), (s.heatmaps_changed, self._follow_layers),
+                (s.cursor_changed, self._cursor_moved), (s.window_changed, self._window_changed))
 
     # --- VTK --------------------------------------------------------------------------
     def _make_vtk(self, max_texture_3d) -> None:
@@ -303,11 +306,7 @@ class View3D(QtWidgets.QWidget):
             self._closed = True
             self._render_timer.stop()
             self._surface_timer.stop()
-            s = self.session
-            for event, slot in ((s.volume_changed, self._load_volume), (s.image_replaced, self._load_volume),
-                                (s.label_layers_changed, self._follow_layers),
-                                (s.heatmaps_changed, self._follow_layers),
-                                (s.cursor_changed, self._cursor_moved), (s.window_changed, self._window_changed)):
+            for event, slot in self._subscriptions():
                 event.disconnect(slot)
             for event in self._watched:
                 event.disconnect(self._surfaces_changed)
