@@ -12,6 +12,7 @@ from medviewer.core.events import Event
 from medviewer.core.heatmap import HeatMap
 from medviewer.core.labels import LabelMap
 from medviewer.core.measurements import Measurement
+from medviewer.core.oblique import MprPlanes
 from medviewer.core.volume import Volume
 
 
@@ -49,6 +50,7 @@ class Session:
         self.image_display = ImageDisplay()  # the image layer's visibility and opacity
         self.preview: tuple | None = None  # (region, mask): what a tool would paint if accepted
         self.preview_changed = Event()  # ()
+        self.planes = MprPlanes()  # rotation of the MPR planes about the crosshair (oblique MPR)
 
     # --- image --------------------------------------------------------------------
     def set_volume(self, volume: Volume, source_id: str = "",
@@ -65,6 +67,7 @@ class Session:
         self.heatmaps = []
         self.image_display.set_display(visible=True, opacity=1.0)  # a new image is shown
         self.preview = None
+        self.planes.reset()  # a new image opens on its voxel grid
         self.volume_changed.emit()
         self.label_layers_changed.emit()  # the previous image's label maps are gone
         self.heatmaps_changed.emit()

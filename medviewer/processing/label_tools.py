@@ -51,6 +51,21 @@ def _region(lo, hi) -> Region:
     return tuple(slice(int(lo[a]), int(hi[a]) + 1) for a in (2, 1, 0))  # type: ignore[return-value]
 
 
+def _path_box(shape, pts, reach):
+    """Inclusive (lo, hi) index box of a path widened by ``reach`` (x, y, z voxels), always
+    holding the voxels under the path's points, clipped to the volume; None when outside."""
+    lo = np.minimum(np.ceil(pts.min(0) - reach), _round(pts.min(0)))
+    hi = np.maximum(np.floor(pts.max(0) + reach), _round(pts.max(0)))
+    return _box(shape, lo, hi)
+
+
+def _mark_voxels(mask, points_xyz, lo, hi) -> None:
+    """Set the voxels under the points in a mask covering the box lo..hi."""
+    idx = _round(points_xyz)
+    idx = idx[np.all((idx >= lo) & (idx <= hi), axis=1)] - lo
+    mask[idx[:, 2], idx[:, 1], idx[:, 0]] = True
+
+
 def stroke(shape, spacing, points_xyz, radius_mm: float, normal_axis: int | None = None):
     """Voxels within ``radius_mm`` of the polyline through ``points_xyz`` (swept dabs, no gaps).
     With ``normal_axis`` the stroke lies on the slice of the first point (discs), else in 3D
@@ -63,9 +78,7 @@ def stroke(shape, spacing, points_xyz, radius_mm: float, normal_axis: int | None
     if normal_axis is not None:
         pts[:, normal_axis] = _round(pts[0, normal_axis])
         reach[normal_axis] = 0.0
-    lo = np.minimum(np.ceil(pts.min(0) - reach), _round(pts.min(0)))
-    hi = np.maximum(np.floor(pts.max(0) + reach), _round(pts.max(0)))
-    box = _box(shape, lo, hi)
+    box = _path_box(shape, pts, reach)
     if box is None:
         return empty()
     lo, hi = box
@@ -97,9 +110,7 @@ def stroke(shape, spacing, points_xyz, radius_mm: float, normal_axis: int | None
     # the voxel under each point and a thin (8/26-connected) line along each segment
     centre = [pts[:1]] + [a + np.linspace(0, 1, int(np.ceil(np.abs(b - a).max())) + 1)[:, None] * (b - a)
                           for a, b in segments if np.any(a != b)]
-    idx = _round(np.concatenate(centre))
-    idx = idx[np.all((idx >= lo) & (idx <= hi), axis=1)] - lo
-    mask[idx[:, 2], idx[:, 1], idx[:, 0]] = True
+    _mark_voxels(mask, np.concatenate(centre), lo, hi)
     return crop(_region(lo, hi), mask)
 
 
@@ -107,6 +118,44 @@ def brush(shape_zyx, spacing_xyz, center_xyz, radius_mm: float, normal_axis: int
     """One dab: a disc (mm) on the slice through ``center_xyz`` normal to ``normal_axis``, or a
     sphere (an ellipsoid in voxels) when ``normal_axis`` is None. Only the bounding box is built."""
     return stroke(shape_zyx, spacing_xyz, [center_xyz], radius_mm, normal_axis)
+
+
+def oblique_stroke(shape_zyx, index_to_world, points_xyz, radius_mm: float, normal):
+    """A brush stroke on a rotated plane (oblique MPR): the voxels whose centres lie within half a
+    voxel of the plane (half the voxel's extent along the plane's world ``normal``: the voxels the
+    plane cuts, so the disc shows filled on the plane) and, projected on the plane, within
+    ``radius_mm`` of the path (discs swept along it). ``index_to_world`` is the 3x3 linear part
+    of the index -> world map (direction @ diag(spacing)); the plane passes through the first
+    point; the voxel under every path point is always included."""
+    pts = np.asarray(points_xyz, float).reshape(-1, 3)
+    if len(pts) == 0:
+        return empty()
+    a_mat = np.asarray(index_to_world, float)
+    n = np.asarray(normal, float) / np.linalg.norm(normal)
+    half = 0.5 * float(np.abs(n @ a_mat).sum()) * (1 + _EPS) + _EPS
+    world = (pts - pts[0]) @ a_mat.T
+    world -= np.outer(world @ n, n)  # the path, on the plane through the first point
+    reach = np.hypot(float(radius_mm), half) * np.linalg.norm(np.linalg.inv(a_mat), axis=1) + _EPS
+    box = _path_box(shape_zyx, pts, reach)
+    if box is None:
+        return empty()
+    lo, hi = box
+    z, y, x = np.meshgrid(*(np.arange(lo[i], hi[i] + 1) for i in (2, 1, 0)), indexing="ij")
+    q = np.stack([x, y, z], axis=-1).astype(float) - pts[0]
+    q = q @ a_mat.T  # world offsets from the first point, (z, y, x, 3)
+    dist = q @ n
+    q -= dist[..., None] * n
+    r2 = float(radius_mm) ** 2 * (1 + _EPS)
+    near = np.zeros(dist.shape, bool)
+    segments = [(world[0], world[0])] if len(world) == 1 else list(zip(world[:-1], world[1:]))
+    for a, b in segments:
+        d = b - a
+        length2 = float(d @ d)
+        t = np.clip((q - a) @ d / length2, 0.0, 1.0)[..., None] if length2 > 0 else 0.0
+        near |= np.sum((q - a - t * d) ** 2, axis=-1) <= r2
+    mask = near & (np.abs(dist) <= half)
+    _mark_voxels(mask, pts, lo, hi)
+    return crop(_region(lo, hi), mask)
 
 
 def _plane(points_xyz, normal_axis: int):

@@ -6,6 +6,10 @@ vertices, double-click closes), lasso (drag), rectangle and ellipse (drag a box)
 slice and region growing (click a seed). Locked labels are never overwritten, and no tool paints
 over (or erases) a voxel of another label unless `overwrite` is on ("Paint over other labels",
 Slicer's "modify other segments"): LabelMap.paint() enforces both.
+
+On a turned (oblique MPR) plane the brushes paint the voxels the plane cuts within the radius
+(label_tools.oblique_stroke), the 3D brush its spheres; the slice-bound shape tools are refused
+with a message until the planes are reset.
 """
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ from medviewer.ui.region_grow_tool import RegionGrowTool
 
 BRUSHES = ("brush", "eraser", "threshold")
 TOOLS = BRUSHES + ("polygon", "lasso", "rectangle", "ellipse", "fill", "grow")
+TOOL_NAMES = {"polygon": "Polygon", "lasso": "Lasso", "rectangle": "Rectangle", "ellipse": "Ellipse",
+              "fill": "Flood fill", "grow": "Region growing"}
 
 
 class AnnotationController(QtCore.QObject):
@@ -67,15 +73,23 @@ class AnnotationController(QtCore.QObject):
             return
         normal = view.geometry_.normal_axis
         ijk = np.asarray(ijk, dtype=float)
-        ijk[normal] = round(ijk[normal])
+        turned = getattr(view, "oblique_plane", None)
         tool = self.tool
+        if turned is not None:
+            if tool in BRUSHES:
+                self._brush_event(self.session.ensure_labels(), kind, ijk, self._oblique_shape(turned))
+            elif kind in ("press", "click"):
+                self.message.emit(f"{TOOL_NAMES[tool]} works on unturned planes: reset the MPR planes "
+                                  "(Reading toolbar) or use the brush")
+            return
+        ijk[normal] = round(ijk[normal])
         if tool == "grow":  # nothing is painted until the preview is accepted
             if kind == "click":
                 self.grow.click(ijk, normal)
             return
         labels = self.session.ensure_labels()
         if tool in BRUSHES:
-            self._brush_event(labels, kind, ijk, None if self.brush_3d else normal)
+            self._brush_event(labels, kind, ijk, self._grid_shape(None if self.brush_3d else normal))
         elif tool == "polygon":
             if kind in ("click", "press"):
                 self._points.append(ijk)
@@ -129,18 +143,29 @@ class AnnotationController(QtCore.QObject):
         return False
 
     # --- tools ------------------------------------------------------------------------
-    def _brush_event(self, labels, kind: str, ijk: np.ndarray, normal) -> None:
+    def _grid_shape(self, normal):
+        """Discs on the slice normal to index axis `normal` (or spheres with None) along a path."""
         volume = self.session.volume
+        return lambda path: label_tools.stroke(volume.shape, volume.spacing, path, self.radius_mm, normal)
+
+    def _oblique_shape(self, plane):
+        """Discs on a turned plane along a path (spheres with the 3D brush)."""
+        volume = self.session.volume
+        if self.brush_3d:
+            return self._grid_shape(None)
+        return lambda path: label_tools.oblique_stroke(volume.shape, volume.direction @ np.diag(volume.spacing),
+                                                       path, self.radius_mm, plane.normal)
+
+    def _brush_event(self, labels, kind: str, ijk: np.ndarray, shape) -> None:
+        """shape(path) -> (region, mask): what a dab (one point) or a stroke segment paints."""
         if kind in ("press", "click"):
             self._end_stroke()
             labels.begin_edit_block(self.tool)
             self._stroke = labels
             self._points = [ijk]
-            self._apply_brush(labels, label_tools.brush(labels.data.shape, volume.spacing, ijk, self.radius_mm, normal))
+            self._apply_brush(labels, shape(np.array([ijk])))
         elif kind in ("drag", "release") and self._points:
-            segment = np.array([self._points[-1], ijk])
-            self._apply_brush(labels, label_tools.stroke(labels.data.shape, volume.spacing, segment,
-                                                          self.radius_mm, normal))
+            self._apply_brush(labels, shape(np.array([self._points[-1], ijk])))
             self._points.append(ijk)
         if kind in ("release", "click"):
             self._end_stroke()

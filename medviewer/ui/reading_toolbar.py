@@ -1,8 +1,10 @@
-"""The 2D reading toolbar: thick slab (MIP / MinIP / average, thickness in mm) on every slice view."""
+"""The 2D reading toolbar: thick slab (MIP / MinIP / average, thickness in mm) on every slice view,
+and the oblique MPR controls: the rotate tool (Ctrl+Shift+drag does the same in any tool), reset
+to the voxel grid, and reslicing an oblique acquisition to the patient axes."""
 from __future__ import annotations
 
-from medviewer.core import slab
-from medviewer.ui.qt import QtWidgets
+from medviewer.core import oblique, slab
+from medviewer.ui.qt import QtGui, QtWidgets
 
 DEFAULT_SLAB_MM = 10.0
 
@@ -28,6 +30,43 @@ class ReadingToolbar(QtWidgets.QToolBar):
         self.addWidget(self.slab_mm)
         self.slab_mode.currentIndexChanged.connect(self.apply_slab)
         self.slab_mm.valueChanged.connect(self.apply_slab)
+        self.addSeparator()
+        self.rotate_action = self._action("Rotate planes", "Drag in a view to turn the other two planes "
+                                          "about its normal (or Ctrl+Shift+drag with any tool)", self.set_rotate_tool)
+        self.rotate_action.setCheckable(True)
+        self.reset_action = self._action("Reset planes", "Back to the voxel-grid planes", self.reset_planes)
+        self.patient_action = self._action("Patient axes", "Reslice an oblique acquisition to straight axial, "
+                                           "coronal and sagittal planes", self.to_patient_axes)
+        session = grid.session
+        session.volume_changed.connect(self.sync)
+        session.planes.changed.connect(self.sync)
+        self.sync()
+
+    def _action(self, text: str, tip: str, slot) -> QtGui.QAction:
+        action = QtGui.QAction(text, self)
+        action.setToolTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def sync(self) -> None:
+        volume = self.grid.session.volume
+        turnable = volume is not None and not volume.is_2d
+        self.rotate_action.setEnabled(turnable)
+        self.reset_action.setEnabled(turnable and self.grid.session.planes.is_rotated())
+        self.patient_action.setEnabled(turnable and oblique.obliquity_deg(volume) >= 0.5)
+
+    def set_rotate_tool(self, on: bool) -> None:
+        for view in self.grid.views.values():
+            view.set_tool("rotate" if on else "navigate")
+
+    def reset_planes(self) -> None:
+        self.grid.session.planes.reset()
+
+    def to_patient_axes(self) -> None:
+        volume = self.grid.session.volume
+        if volume is not None and not volume.is_2d:
+            self.grid.session.planes.set_all(oblique.patient_axes_rotation(volume))
 
     def set_slab(self, mode: str, thickness_mm: float) -> None:
         """Choose the slab in the controls (and so on every view)."""

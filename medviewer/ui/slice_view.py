@@ -1,8 +1,14 @@
 """One slice view (axial, coronal or sagittal) of the session's volume, in physical millimetres.
 
 Mouse: left click/drag moves the crosshair (or places measurement points), wheel scrolls slices,
-Ctrl+wheel zooms, middle drag pans, right drag changes window (horizontal) and level (vertical).
-Keys: arrows / Page Up / Page Down scroll, F fits the image to the view.
+Ctrl+wheel zooms, middle drag pans, right drag changes window (horizontal) and level (vertical),
+Ctrl+Shift+left drag (or the "rotate" tool) turns the other two MPR planes about this view's
+normal. Keys: arrows / Page Up / Page Down scroll, F fits the image to the view.
+
+Unrotated, a view shows the voxel grid (core/slicing.py: numpy views, today's fast path). Once
+its plane is turned (session.planes, core/oblique.py) it reslices a plane through the crosshair
+with trilinear interpolation (labels: nearest voxel); clicks, the hover probe, measurements and
+paint go through the same plane <-> world mapping.
 """
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ import numpy as np
 
 from medviewer.core.display import Window
 from medviewer.core.measurements import Measurement
-from medviewer.core import slab
+from medviewer.core import oblique, slab
 from medviewer.core.session import Session
 from medviewer.core.slicing import PlaneGeometry, plane_geometry
 from medviewer.ui.qt import Qt, QtCore, QtGui, QtWidgets, Signal, pg
@@ -44,6 +50,9 @@ def window_table_int16(window: Window, invert: bool) -> np.ndarray:
 
 
 _EMPTY = np.zeros((1, 1), np.uint8)
+# the planes whose intersections a view's horizontal and vertical crosshair lines are
+_LINE_PLANES = {"axial": ("coronal", "sagittal"), "coronal": ("axial", "sagittal"), "sagittal": ("axial", "coronal")}
+ROTATE_MODIFIERS = Qt.ControlModifier | Qt.ShiftModifier
 
 
 class _ViewBox(pg.ViewBox):
@@ -71,7 +80,10 @@ class _ViewBox(pg.ViewBox):
         elif ev.button() == Qt.LeftButton:
             ev.accept()
             point = self.mapSceneToView(ev.scenePos())
-            if self.owner.annotating():
+            if (ev.modifiers() & ROTATE_MODIFIERS) == ROTATE_MODIFIERS or (
+                    self.owner.tool == "rotate" and not self.owner.annotating()):
+                self.owner.rotate_drag(self.mapSceneToView(ev.lastScenePos()), point)
+            elif self.owner.annotating():
                 if ev.isStart():  # the drag is reported once the mouse has moved: start where it was pressed
                     self.owner.annotate("press", self.mapSceneToView(ev.buttonDownScenePos()))
                 self.owner.annotate("release" if ev.isFinish() else "drag", point)
@@ -109,6 +121,10 @@ class SliceView(QtWidgets.QWidget):
         self.flip_h = False
         self.slab_mode = "off"  # or "mip", "minip", "average" (core/slab.py)
         self.slab_mm = 0.0
+        self.planes = session.planes  # the MPR planes' rotations, shared by the views
+        self._oblique: oblique.ObliquePlane | None = None  # this view's plane, when turned
+        self._w = 0.0  # the oblique plane's offset along its normal (world mm)
+        self._background: float | None = None  # the image's minimum: outside the volume
 
         self.graphics = pg.GraphicsView(self)
         self.graphics.setFocusPolicy(Qt.NoFocus)
@@ -158,6 +174,8 @@ class SliceView(QtWidgets.QWidget):
         session.measurements_changed.connect(self._draw_measurements)
         session.image_display.display_changed.connect(self._on_image_display)
         session.preview_changed.connect(self._render_preview)
+        self.planes.changed.connect(self._on_planes)
+        self.planes.moved.connect(lambda: self._on_cursor(self.session.cursor))
         self._on_image_display()
         if session.volume is not None:
             self._on_volume()
@@ -171,14 +189,102 @@ class SliceView(QtWidgets.QWidget):
         self._slice_index = -1
         self._labels = None
         self._lut16 = None
+        self._background = None
         self.label_item.clear()
         self.image_item.clear()
         self._pending.clear()
-        g = self.geometry_
+        self._oblique = self._oblique_plane()
         self._update_title()
         self.overlay.show_scale_bar = volume.spacing_known  # no mm bar over pixels of unknown size
-        self.overlay.set_letters(g.labels if volume.metadata.get("oriented", True) else None)
+        self._set_letters()
         self.fit()
+
+    # --- oblique MPR ------------------------------------------------------------------
+    def _oblique_plane(self) -> oblique.ObliquePlane | None:
+        volume = self.session.volume
+        if volume is None or volume.is_2d or not self.planes.is_rotated(self.plane):
+            return None
+        return oblique.plane_for(volume, self.geometry_, self.planes.rotations[self.plane])
+
+    def _on_planes(self) -> None:
+        """The planes were turned (or reset): reslice this view if its plane changed, redraw
+        the crosshair lines in every view."""
+        if self.geometry_ is None or self.session.volume is None:
+            return
+        was, self._oblique = self._oblique, self._oblique_plane()
+        if not self.planes.is_rotated():  # back to the grid: today's horizontal and vertical lines
+            self.h_line.setAngle(0)
+            self.v_line.setAngle(90)
+        self._update_title()
+        self._set_letters()
+        if was is None and self._oblique is None:
+            self._on_cursor(self.session.cursor)  # only the crosshair lines turn
+            return
+        self._slice_index = -1  # force a redraw
+        self._on_cursor(self.session.cursor)
+        self._set_rect()
+        if (was is None) != (self._oblique is None) or (was is not None and was.extent_mm != self._oblique.extent_mm):
+            self.fit()
+
+    @property
+    def oblique_plane(self) -> oblique.ObliquePlane | None:
+        """This view's turned plane (None on the voxel grid) and its offset: (plane, w)."""
+        return self._oblique
+
+    @property
+    def plane_offset(self) -> float:
+        return self._w
+
+    def _view_axes(self) -> np.ndarray:
+        """World directions of this view's right, down and normal."""
+        if self._oblique is not None:
+            return self._oblique.axes
+        return oblique.grid_axes(self.session.volume, self.geometry_)
+
+    def _set_letters(self) -> None:
+        volume = self.session.volume
+        if volume is None or not volume.metadata.get("oriented", True):
+            self.overlay.set_letters(None)
+        else:
+            self.overlay.set_letters(oblique.letters(self._oblique.axes) if self._oblique is not None
+                                     else self.geometry_.labels)
+
+    def _crosshair(self, cursor) -> tuple[float, float]:
+        """Place the crosshair lines (turned with the other planes); returns the centre (view mm)."""
+        volume = self.session.volume
+        if not self.planes.is_rotated():
+            col, row, _ = self.geometry_.pixel_from_index(cursor)
+            x, y = self._mm_from_pixel(col, row)
+            self.h_line.setAngle(0)
+            self.v_line.setAngle(90)
+        else:
+            x, y = self._view_xy(volume.world_to_index(self.planes.pivot(volume, cursor)))
+            axes = self._view_axes()
+            for line, other in zip((self.h_line, self.v_line), _LINE_PLANES[self.plane]):
+                tx, ty = oblique.in_view(axes, np.cross(axes[:, 2], oblique.plane_normal(
+                    volume, other, self.planes.rotations[other])))
+                angle = np.degrees(np.arctan2(ty, tx)) if abs(tx) + abs(ty) > 1e-9 else line.angle
+                line.setAngle((angle + 90) % 180 - 90)
+        self.v_line.setPos((x, y))
+        self.h_line.setPos((x, y))
+        return x, y
+
+    def rotate_drag(self, previous: QtCore.QPointF, point: QtCore.QPointF) -> None:
+        """Turn the other two planes about this view's normal by the angle the mouse swept
+        around the crosshair."""
+        volume = self.session.volume
+        if self.geometry_ is None or volume is None or volume.is_2d:
+            return
+        self.activated.emit(self.plane)
+        centre = self.planes.pivot(volume, self.session.cursor)
+        if self.planes.centre is None or not np.array_equal(self.planes.centre, centre):
+            self.planes.centre = centre.copy()  # turn about this exact point from now on
+        v0, v1 = (volume.index_to_world(self.index_at(p)) - centre for p in (previous, point))
+        normal = self._view_axes()[:, 2]
+        v0, v1 = v0 - (v0 @ normal) * normal, v1 - (v1 @ normal) * normal
+        if min(np.linalg.norm(v0), np.linalg.norm(v1)) < 2 * min(volume.spacing):
+            return  # too close to the centre to tell an angle
+        self.planes.rotate(self.plane, normal, oblique.swept_angle(normal, v0, v1))
 
     def _on_image_replaced(self) -> None:
         """Another volume on the same grid (the volume slider): redraw this slice's image; the
@@ -199,6 +305,8 @@ class SliceView(QtWidgets.QWidget):
                 item.setRect(rect)
 
     def _display_extent(self) -> tuple[float, float]:
+        if self._oblique is not None:
+            return self._oblique.extent_mm
         g = self.geometry_
         w, h = g.extent_mm
         return (h, w) if self.rotation % 2 else (w, h)
@@ -214,25 +322,61 @@ class SliceView(QtWidgets.QWidget):
         g = self.geometry_
         if g is None:
             return
+        if self._oblique is not None:
+            w = float(self.planes.pivot(self.session.volume, cursor) @ self._oblique.normal)
+            if self._slice_index < 0 or abs(w - self._w) > 1e-6:
+                self._w = w
+                self._slice_index = int(g.pixel_from_index(cursor)[2])
+                self._show_slice()
+            self._crosshair(cursor)
+            self.overlay.set_slice(*self._oblique.slice_number(self._w))
+            return
         col, row, k = g.pixel_from_index(cursor)
         if int(k) != self._slice_index:
             self._slice_index = int(k)
             self._show_slice()
-        x, y = self._mm_from_pixel(col, row)
-        self.v_line.setPos(x)
-        self.h_line.setPos(y)
+        if self.planes.is_rotated():
+            self._crosshair(cursor)
+        else:  # today's path
+            x, y = self._mm_from_pixel(col, row)
+            self.v_line.setPos(x)
+            self.h_line.setPos(y)
         self.overlay.set_slice(self._slice_index, g.n_slices)
 
     def _image_plane(self) -> np.ndarray:
         """The image of the current slice, or its slab (labels and heat maps stay the one slice)."""
-        g, data = self.geometry_, self.session.volume.data
-        if self.slab_mode == "off":
+        g, volume = self.geometry_, self.session.volume
+        data = volume.data
+        if self._oblique is not None:
+            plane = self._oblique_image(data)
+        elif self.slab_mode == "off":
             return g.slice(data, self._slice_index)
-        plane = slab.slab(data, g, self._slice_index, self.slab_mode, self.slab_mm,
-                          self.session.volume.spacing[g.normal_axis])
-        if self._lut16 is not None and plane.dtype != np.int16:  # an average: int16 for the window table
+        else:
+            plane = slab.slab(data, g, self._slice_index, self.slab_mode, self.slab_mm, volume.spacing[g.normal_axis])
+        if self._lut16 is not None and plane.dtype != np.int16:  # interpolated: int16 for the window table
             plane = np.rint(plane).astype(np.int16)
         return plane
+
+    def _oblique_image(self, data: np.ndarray) -> np.ndarray:
+        """The turned plane through the crosshair (trilinear), or its slab along the turned normal."""
+        o, volume = self._oblique, self.session.volume
+        if self._background is None:
+            self._background = float(data.min()) if data.size else 0.0
+        offsets = [self._w]
+        if self.slab_mode != "off":
+            half = slab.half_width(self.slab_mm, o.step)
+            lo, hi = o.w_range
+            offsets = [w for w in self._w + o.step * np.arange(-half, half + 1) if lo <= w <= hi] or offsets
+        planes = [oblique.reslice(data, volume, o, w, order=1, cval=self._background) for w in offsets]
+        if len(planes) == 1:
+            return planes[0]
+        return slab.project(np.stack(planes), self.slab_mode)[0]
+
+    def _plane_of(self, data: np.ndarray, order: int = 0) -> np.ndarray:
+        """A layer (labels: order 0, heat maps: order 1) on this view's plane, as displayed."""
+        if self._oblique is not None:
+            return oblique.reslice(data, self.session.volume, self._oblique, self._w, order=order)
+        return self._transform(self.geometry_.slice(data, self._slice_index))
 
     def set_slab(self, mode: str, thickness_mm: float) -> None:
         """Show a MIP / MinIP / average slab of thickness_mm around the current slice; mode "off"
@@ -253,9 +397,14 @@ class SliceView(QtWidgets.QWidget):
     def _update_title(self) -> None:
         volume = self.session.volume
         title = "Image" if volume is not None and volume.is_2d else self.plane.capitalize()
+        if volume is not None and not volume.is_2d:
+            if self.planes.is_rotated(self.plane):
+                title += "  oblique"
+            elif oblique.obliquity_deg(volume) >= 0.5:
+                title += f"  acquisition grid, {oblique.obliquity_deg(volume):.0f}° oblique"
         text = slab.describe(self.slab_mode, self.slab_mm)
         if text:
-            title += f"  {text} (labels, paint: centre slice)"
+            title += f"  {text} (paint: centre)"  # labels are shown, and painted, on the centre slice
         self.overlay.title = title
 
     def _show_slice(self) -> None:
@@ -271,12 +420,12 @@ class SliceView(QtWidgets.QWidget):
             self.image_item.setImage(image, autoLevels=False, levels=(w.low, w.high))
         if self._threshold_preview is not None and not volume.is_rgb:
             low, high = self._threshold_preview
-            raw = g.slice(volume.data, self._slice_index)
-            self.label_item.setImage(self._transform(((raw >= low) & (raw <= high)).astype(np.uint8)),
-                                     autoLevels=False)
+            raw = self._plane_of(volume.data, order=1) if self._oblique is not None else (
+                self._transform(g.slice(volume.data, self._slice_index)))
+            self.label_item.setImage(((raw >= low) & (raw <= high)).astype(np.uint8), autoLevels=False)
         elif self._labels is not None:
             # uint8 labels without levels take pyqtgraph's indexed-colour fast path (lut = colour table)
-            self.label_item.setImage(self._transform(g.slice(self._labels, self._slice_index)), autoLevels=False)
+            self.label_item.setImage(self._plane_of(self._labels), autoLevels=False)
         for labels, item, _ in self._layer_items:
             self._render_layer(labels, item)
         for heatmap, item, _ in self._heat_items:
@@ -381,7 +530,7 @@ class SliceView(QtWidgets.QWidget):
                 self._render_heatmap(heatmap, item)
 
     def _render_heatmap(self, heatmap, item) -> None:
-        plane = self._transform(self.geometry_.slice(heatmap.data, self._slice_index))
+        plane = self._plane_of(heatmap.data, order=1)
         if not heatmap.visible or plane.max(initial=-np.inf) < heatmap.threshold:
             item.setVisible(False)  # nothing above the threshold here: skip drawing the layer
             return
@@ -395,7 +544,7 @@ class SliceView(QtWidgets.QWidget):
     def _render_preview(self) -> None:
         preview = self.session.preview
         plane = None
-        if preview is not None and self.geometry_ is not None and self._slice_index >= 0:
+        if preview is not None and self.geometry_ is not None and self._slice_index >= 0 and self._oblique is None:
             region, mask = preview
             plane = self.geometry_.box_slice(self.session.volume.shape, region, mask, self._slice_index)
         if plane is None or not plane.any():
@@ -410,7 +559,7 @@ class SliceView(QtWidgets.QWidget):
             self.preview_item.setRect(QtCore.QRectF(0, 0, w, h))
 
     def _render_layer(self, labels, item) -> None:
-        plane = self._transform(self.geometry_.slice(labels.data, self._slice_index))
+        plane = self._plane_of(labels.data)
         if self.label_outline:
             plane = outline(plane)
         if not plane.any():  # an empty slice of this layer: a 1-pixel transparent image, nothing to blend
@@ -423,6 +572,10 @@ class SliceView(QtWidgets.QWidget):
 
     def _labels_changed(self, labels, item, region) -> None:
         if self.geometry_ is None or self._slice_index < 0:
+            return
+        if self._oblique is not None:
+            if region is None or self._oblique.meets(self.session.volume, region, self._w):
+                self._render_layer(labels, item)
             return
         axis = 2 - self.geometry_.normal_axis  # numpy axis of this view's normal
         sl = region[axis] if region is not None else slice(None)
@@ -469,9 +622,19 @@ class SliceView(QtWidgets.QWidget):
         hs, vs = (g.v_spacing, g.h_spacing) if self.rotation % 2 else (g.h_spacing, g.v_spacing)
         return (c + 0.5) * hs, (r + 0.5) * vs
 
+    def _view_xy(self, ijk) -> tuple[float, float]:
+        """View coordinates (mm) of a continuous (x, y, z) index (projected on a turned plane)."""
+        if self._oblique is not None:
+            return self._oblique.view_xy(self.session.volume.index_to_world(ijk))[:2]
+        return self._mm_from_pixel(*self.geometry_.pixel_from_index(ijk)[:2])
+
     def index_at(self, point: QtCore.QPointF, inside: bool = False) -> np.ndarray:
         """Continuous (x, y, z) voxel index under a view-coordinate point (mm); inside=True
         clamps it to the volume (the crosshair, measurement points and tools never leave it)."""
+        if self._oblique is not None:
+            volume = self.session.volume
+            ijk = volume.world_to_index(self._oblique.world(point.x(), point.y(), self._w))
+            return np.clip(ijk, 0, np.asarray(volume.size, float) - 1) if inside else ijk
         g = self.geometry_
         rot = self.rotation % 4
         hs, vs = (g.v_spacing, g.h_spacing) if rot % 2 else (g.h_spacing, g.v_spacing)
@@ -493,9 +656,23 @@ class SliceView(QtWidgets.QWidget):
 
     # --- user actions ------------------------------------------------------------------
     def scroll(self, delta: int) -> None:
-        if self.geometry_ is not None:
-            self.activated.emit(self.plane)
+        if self.geometry_ is None:
+            return
+        self.activated.emit(self.plane)
+        if self._oblique is None:
             self.session.move_along(self.geometry_.normal_axis, delta)
+            return
+        volume, o = self.session.volume, self._oblique  # along the turned normal, in world
+        w = float(np.clip(self._w + delta * o.step, *o.w_range))
+        self._move_centre(self.planes.pivot(volume, self.session.cursor) + (w - self._w) * o.normal)
+
+    def _move_centre(self, world) -> None:
+        """Put the planes' exact centre at a world point (kept inside the volume) and the cursor
+        on the voxel holding it."""
+        volume = self.session.volume
+        ijk = np.clip(volume.world_to_index(world), -0.49, np.asarray(volume.size, float) - 0.51)
+        self.planes.set_centre(volume.index_to_world(ijk))
+        self.session.set_cursor(ijk)
 
     def set_slice(self, k: int) -> None:
         if self.geometry_ is not None:
@@ -522,15 +699,19 @@ class SliceView(QtWidgets.QWidget):
         self.activated.emit(self.plane)
         ijk = self.index_at(point, inside=True)
         if self.tool == "navigate":
-            self.session.set_cursor(ijk)
+            if self.planes.is_rotated():
+                self._move_centre(self.session.volume.index_to_world(ijk))
+            else:
+                self.session.set_cursor(ijk)
             return
         if dragging:
             return
         self._pending.append(self.session.volume.index_to_world(ijk))
         need = 2 if self.tool == "distance" else 3
         if len(self._pending) == need:
-            m = Measurement(self.tool, np.array(self._pending), plane=self.plane, slice_index=self._slice_index,
-                            calibrated=self.session.volume.spacing_known)
+            turned = self._oblique is not None  # found again by position: slice_index -1
+            m = Measurement(self.tool, np.array(self._pending), plane=self.plane + (" oblique" if turned else ""),
+                            slice_index=-1 if turned else self._slice_index, calibrated=self.session.volume.spacing_known)
             self._pending.clear()
             self.session.add_measurement(m)
         else:
@@ -545,7 +726,7 @@ class SliceView(QtWidgets.QWidget):
         if not points:
             self._preview.setData([], [])
             return
-        xy = np.array([self._mm_from_pixel(*self.geometry_.pixel_from_index(p)[:2]) for p in points])
+        xy = np.array([self._view_xy(p) for p in points])
         self._preview.setData(xy[:, 0], xy[:, 1])
 
     def annotating(self) -> bool:
@@ -601,17 +782,12 @@ class SliceView(QtWidgets.QWidget):
         self._measure_items.clear()
         if self.geometry_ is None or self.session.volume is None:
             return
-        shown = [(m.points, m.label()) for m in self.session.measurements
-                 if m.plane == self.plane and m.slice_index == self._slice_index]
+        shown = [(m.points, m.label()) for m in self.session.measurements if self._shows(m)]
         if self._pending:
             shown.append((np.array(self._pending), ""))
         volume = self.session.volume
         for points, text in shown:
-            xy = []
-            for p in points:
-                col, row, _ = self.geometry_.pixel_from_index(volume.world_to_index(p))
-                xy.append(self._mm_from_pixel(col, row))
-            xy = np.array(xy)
+            xy = np.array([self._view_xy(volume.world_to_index(p)) for p in points])
             line = pg.PlotDataItem(xy[:, 0], xy[:, 1], pen=pg.mkPen((255, 220, 0), width=2),
                                    symbol="o", symbolSize=6, symbolBrush=(255, 220, 0))
             line.setZValue(30)
@@ -623,6 +799,16 @@ class SliceView(QtWidgets.QWidget):
                 label.setZValue(31)
                 self.viewbox.addItem(label, ignoreBounds=True)
                 self._measure_items.append(label)
+
+    def _shows(self, m: Measurement) -> bool:
+        """A measurement is drawn on the slice it was made on; one made on a turned plane (and any
+        measurement, on a turned view) wherever all its points lie within half a pixel of the plane."""
+        if self._oblique is None and m.slice_index >= 0:
+            return m.plane == self.plane and m.slice_index == self._slice_index
+        if self._oblique is not None:
+            return bool(np.all(np.abs(m.points @ self._oblique.normal - self._w) <= 0.5 * self._oblique.pixel))
+        k = self.session.volume.world_to_index(m.points)[:, self.geometry_.normal_axis]
+        return bool(np.all(np.abs(k - self._slice_index) <= 0.5))
 
     def resizeEvent(self, ev) -> None:
         super().resizeEvent(ev)

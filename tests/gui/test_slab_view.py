@@ -34,7 +34,7 @@ def test_a_10_mm_mip_of_the_demo_ct_shows_the_maximum_on_screen(win, qtbot):
     table = window_table_int16(session.window, session.invert)
     # the image handed to pyqtgraph is the windowed maximum, exactly
     assert np.array_equal(view.image_item.image, table[mip.view(np.uint16)])
-    assert "MIP 10 mm" in view.overlay.slice_text and "centre slice" in view.overlay.slice_text
+    assert "MIP 10 mm" in view.overlay.slice_text and "(paint: centre)" in view.overlay.slice_text
     # on screen: at voxels where the slab's maximum is much brighter than the slice itself
     g_mip, g_one = table[mip.view(np.uint16)].astype(int), table[single.view(np.uint16)].astype(int)
     ys, xs = np.nonzero(g_mip - g_one > 60)
