@@ -23,7 +23,6 @@ import pytest
 from medviewer.core.labels import LabelMap
 from medviewer.core.volume import Volume
 from medviewer.processing.label_tools import stroke
-from tests.conftest import shared
 
 pytestmark = pytest.mark.bench
 
@@ -177,7 +176,8 @@ def bare_frames(mesh) -> float:
 def report(row: dict) -> None:
     print(f"\n{row['name']}: {row['stats']['bricks']} bricks with surfaces, {row['stats']['surfaces']} actors, "
           f"{row['stats']['triangles']} triangles; (label, brick) pairs re-meshed per stroke: {row['remeshed']}")
-    print(f"{'measure (median ms)':<46}{'ours':>10}{'bare FE+sinc':>14}{'ratio':>8}{'bare SurfaceNets':>18}{'ratio':>8}")
+    print(f"{'measure (median ms)':<46}{'ours':>10}{'bare FE+sinc':>14}{'ratio':>8}{'bare SurfaceNets':>18}"
+          f"{'ratio':>8}")
     for label, ours in (("initial full mesh", row["initial"]), ("stroke -> updated surface", row["update"])):
         print(f"{label:<46}{ours:>10.1f}{row['fe']:>14.1f}{ours / row['fe']:>8.3f}{row['nets']:>18.1f}"
               f"{ours / row['nets']:>8.3f}")
@@ -196,13 +196,8 @@ def test_stroke_to_surface_on_a_512x512x300_map():
 
 
 def test_stroke_to_surface_on_the_real_hippocampus_labels():
-    from medviewer.io import discover
-    from medviewer.io.label_io import read_any_labels
-    image = shared("hippocampus", "imagesTr", "hippocampus_001.nii.gz")
-    label_file = shared("hippocampus", "labelsTr", "hippocampus_001.nii.gz")
-    source = discover(str(image)).find(None)
-    volume = source.load()
-    labels = read_any_labels(str(label_file), source, volume)
+    from tests.gui.test_label_surfaces import real_hippocampus
+    volume, labels = real_hippocampus()
     row = run_case(f"hippocampus_001 {volume.size} labels", volume, labels)
     report(row)
     assert row["update"] <= GOAL_MS

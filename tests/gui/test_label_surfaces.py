@@ -337,7 +337,8 @@ def test_a_heat_map_shows_its_thresholded_region_in_its_colour_map():
     assert surf.pending()
     surf.flush()
     (smaller,) = surf.actors()
-    assert smaller.GetMapper().GetInput().GetBounds()[1] - smaller.GetMapper().GetInput().GetBounds()[0] < width[1] - width[0]
+    narrow = smaller.GetMapper().GetInput().GetBounds()
+    assert narrow[1] - narrow[0] < width[1] - width[0]
     heat.set_display(visible=False)
     assert not smaller.GetVisibility()
     heat.set_display(threshold=2.0)
@@ -416,16 +417,26 @@ def test_surfaces_are_drawn_in_their_label_colours_where_the_labels_are():
     surf.close()
 
 
-def test_hippocampus_surfaces_screenshot():
-    """The real hippocampus labels from the side, saved for a person to look at."""
-    from medviewer.io.label_io import read_any_labels
+def real_hippocampus():
+    """The first hippocampus MRI of ../shared/data and its labels (skips without the data)."""
     from medviewer.io import discover
+    from medviewer.io.label_io import read_any_labels
     label_file = shared("hippocampus", "labelsTr", "hippocampus_001.nii.gz")
     image = shared("hippocampus", "imagesTr", "hippocampus_001.nii.gz")
     source = discover(str(image)).find(None)
     volume = source.load()
-    labels = read_any_labels(str(label_file), source, volume)
-    window, renderer, surf, pixels = render_surfaces(volume, labels, size=(640, 480))
+    return volume, read_any_labels(str(label_file), source, volume)
+
+
+def test_hippocampus_surfaces_screenshot():
+    """The real hippocampus labels, seen obliquely, saved for a person to look at."""
+    volume, labels = real_hippocampus()
+
+    def oblique(camera):
+        camera.Azimuth(40)
+        camera.Elevation(25)
+
+    window, renderer, surf, pixels = render_surfaces(volume, labels, size=(640, 480), camera=oblique)
     SHOTS.mkdir(parents=True, exist_ok=True)
     _save_png(pixels, SHOTS / "label_surfaces.png")
     for value in labels.values_present():

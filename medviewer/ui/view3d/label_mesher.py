@@ -19,6 +19,7 @@ from itertools import product
 
 import numpy as np
 
+from medviewer.core.memory import check_fits
 from medviewer.ui.view3d.vtk_bridge import image_data, setup
 
 BRICK = 64
@@ -103,21 +104,37 @@ def _smoothed(polydata):
     return smooth.GetOutput()
 
 
+def _contour(contour, image, level):
+    """One level of a flying-edges filter on image; None when it makes no triangle."""
+    contour.SetInputData(image)
+    contour.SetValue(0, level)
+    contour.ComputeNormalsOff()
+    contour.ComputeGradientsOff()
+    contour.ComputeScalarsOff()
+    contour.Update()
+    surface = contour.GetOutput()
+    return surface if surface.GetNumberOfPolys() else None
+
+
+def with_normals(polydata):
+    """Point normals for smooth shading (the meshes here are consistently oriented already)."""
+    from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
+    normals = vtkPolyDataNormals()
+    normals.SetInputData(polydata)
+    normals.SplittingOff()
+    normals.ConsistencyOff()
+    normals.Update()
+    return normals.GetOutput()
+
+
 def mesh_block(block: np.ndarray, first_index, value: int, spacing, smooth: bool = True):
     """The surface of label `value` in one padded brick, in grid-frame mm; None when empty."""
     setup()
     from vtkmodules.vtkFiltersGeneral import vtkDiscreteFlyingEdges3D
     image = image_data(block, (1.0, 1.0, 1.0))
     image.SetOrigin(*(float(i) for i in first_index))  # integers: shared faces agree exactly
-    contour = vtkDiscreteFlyingEdges3D()
-    contour.SetInputData(image)
-    contour.SetValue(0, int(value))
-    contour.ComputeNormalsOff()
-    contour.ComputeGradientsOff()
-    contour.ComputeScalarsOff()
-    contour.Update()
-    surface = contour.GetOutput()
-    if surface.GetNumberOfPolys() == 0:
+    surface = _contour(vtkDiscreteFlyingEdges3D(), image, int(value))
+    if surface is None:
         return None
     surface = _scaled(surface, spacing)
     return _smoothed(surface) if smooth else surface
@@ -156,7 +173,6 @@ def isosurface(values: np.ndarray, level: float, spacing):
     """The closed surface where a float map crosses `level` (a thresholded heat map), in grid-frame
     mm; None when nothing reaches it. NaN counts as below the level."""
     setup()
-    from medviewer.core.memory import check_fits
     from vtkmodules.vtkFiltersCore import vtkFlyingEdges3D
     check_fits(int(np.prod([n + 2 for n in values.shape])) * 4, "the 3D view's copy of the heat map")
     below = float(level) - 1.0
@@ -166,10 +182,6 @@ def isosurface(values: np.ndarray, level: float, spacing):
     image = image_data(padded, spacing)
     image.SetOrigin(*(-float(s) for s in spacing))
     contour = vtkFlyingEdges3D()
-    contour.SetInputData(image)
-    contour.SetValue(0, float(level))
-    contour.ComputeNormalsOn()
-    contour.ComputeScalarsOff()
-    contour.Update()
-    surface = contour.GetOutput()
-    return surface if surface.GetNumberOfPolys() else None
+    contour.InterpolateAttributesOff()
+    surface = _contour(contour, image, float(level))
+    return None if surface is None else with_normals(surface)

@@ -29,7 +29,7 @@ import numpy as np
 from medviewer.core.colormaps import colour_table
 from medviewer.core.errors import MedViewerError
 from medviewer.core.labels import Label, palette_colour
-from medviewer.ui.view3d.label_mesher import BrickGrid, brick_counts, isosurface, mesh_block
+from medviewer.ui.view3d.label_mesher import BrickGrid, brick_counts, isosurface, mesh_block, with_normals
 from medviewer.ui.view3d.vtk_bridge import grid_to_world, setup
 
 DEFAULT_FILL = next(f.default for f in fields(Label) if f.name == "opacity")
@@ -52,17 +52,6 @@ def _actor(polydata, prop, matrix):
     actor.SetProperty(prop)
     actor.SetUserMatrix(matrix)
     return actor
-
-
-def _with_normals(polydata):
-    """Point normals for smooth shading (the mesh is already consistently oriented)."""
-    from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
-    normals = vtkPolyDataNormals()
-    normals.SetInputData(polydata)
-    normals.SplittingOff()
-    normals.ConsistencyOff()
-    normals.Update()
-    return normals.GetOutput()
 
 
 class _MapSurfaces:
@@ -137,7 +126,7 @@ class _MapSurfaces:
             if surface is None:
                 self._drop(key)
             else:
-                self._show(key, _with_normals(surface))
+                self._show(key, with_normals(surface))
         return done
 
     def _show(self, key, surface) -> None:
@@ -281,22 +270,19 @@ class LabelSurfaces:
     def set_label_maps(self, maps) -> None:
         """Show these label maps (subscribing to them), dropping the ones shown before; a map kept
         keeps its meshes."""
-        for m in maps:
-            self._check_grid(m, "label map")
-        keep = {id(part.map): part for part in self._maps}
-        for part in self._maps:
-            if all(part.map is not m for m in maps):
-                part.close()
-        self._maps = [keep.get(id(m)) or _MapSurfaces(self, m) for m in maps]
+        self._maps = self._follow(self._maps, maps, "label map", _MapSurfaces)
 
     def set_heatmaps(self, heatmaps) -> None:
-        for h in heatmaps:
-            self._check_grid(h, "heat map")
-        keep = {id(part.map): part for part in self._heat}
-        for part in self._heat:
-            if all(part.map is not h for h in heatmaps):
+        self._heat = self._follow(self._heat, heatmaps, "heat map", _HeatSurface)
+
+    def _follow(self, parts: list, layers, what: str, make) -> list:
+        for layer in layers:
+            self._check_grid(layer, what)
+        kept = {id(part.map): part for part in parts}
+        for part in parts:
+            if all(part.map is not layer for layer in layers):
                 part.close()
-        self._heat = [keep.get(id(h)) or _HeatSurface(self, h) for h in heatmaps]
+        return [kept.get(id(layer)) or make(self, layer) for layer in layers]
 
     def pending(self) -> bool:
         return any(part.pending() for part in self._maps + self._heat)
