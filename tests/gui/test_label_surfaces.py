@@ -458,3 +458,18 @@ def _save_png(pixels: np.ndarray, path: Path) -> None:
     writer.SetFileName(str(path))
     writer.SetInputData(image)
     writer.Write()
+
+
+def test_the_panel_exports_the_sessions_active_label_map(tmp_path):
+    from medviewer.core.errors import MedViewerError
+    from medviewer.core.session import Session
+    from medviewer.ui.view3d.surface_export import export_session_surfaces
+    volume, labels, centre = sphere_on_oblique_grid(8.0)
+    session = Session()
+    session.set_volume(volume)
+    with pytest.raises(MedViewerError, match="no label map"):
+        export_session_surfaces(session, tmp_path / "s.obj")
+    session.add_label_map(labels)
+    (written,) = export_session_surfaces(session, tmp_path / "s.obj")
+    assert written == str(tmp_path / "s_1_Label_1.obj")
+    assert np.allclose(points(read_vtk(Path(written))).mean(0), centre, atol=0.3)

@@ -144,3 +144,13 @@ def export_surfaces(labelmap, volume, path, space: str = "LPS", label: int | Non
         _write(surface, target, ext, header, colour)
         written.append(target)
     return written
+
+
+def export_session_surfaces(session, path, space: str = "LPS") -> list[str]:
+    """The 3D panel's export: the session's active label map on its image (a file per label)."""
+    volume, labels = session.volume, session.active_labels
+    if volume is None or volume.is_2d:
+        raise MedViewerError(f"{path}: label surfaces need a 3D image")
+    if labels is None:
+        raise MedViewerError(f"{path}: there is no label map to export (open or paint labels first)")
+    return [str(p) for p in export_surfaces(labels, volume, path, space=space)]
