@@ -207,3 +207,26 @@ def test_no_opengl_shows_the_reason_and_never_touches_vtk(qtbot, monkeypatch, sp
     view.request_render()
     assert view.capture().shape == (200, 220, 3)
     view.close()
+
+
+def test_ctrl_drag_edits_the_opacity_ramp_instead_of_rotating(qtbot, sphere_session):
+    from medviewer.ui.qt import QtCore, Qt
+    view = make_view(qtbot, sphere_session)
+    camera = view.scene.renderer.GetActiveCamera()
+    start = np.array(camera.GetPosition())
+    window, level = view.scene.opacity_ramp
+    before = view.frames_rendered
+    ctrl = Qt.KeyboardModifier.ControlModifier
+    pos = QtCore.QPoint(40, 100)
+    qtbot.mousePress(view._canvas, Qt.MouseButton.LeftButton, ctrl, pos)
+    for dx in range(10, 110, 10):  # right by 100 px and up by 20 px
+        qtbot.mouseMove(view._canvas, pos + QtCore.QPoint(dx, -dx // 5))
+    qtbot.mouseRelease(view._canvas, Qt.MouseButton.LeftButton, ctrl, pos + QtCore.QPoint(100, -20))
+    settle(qtbot, view)
+    new_window, new_level = view.scene.opacity_ramp
+    assert new_level == pytest.approx(level + window * 100 / 220, rel=0.05)  # a canvas width moves it one window
+    assert new_window > window
+    assert np.allclose(camera.GetPosition(), start)  # no rotation
+    assert sphere_session.cursor.tolist() == [s // 2 for s in sphere_session.volume.size]  # no pick either
+    assert view.frames_rendered > before
+    view.close()

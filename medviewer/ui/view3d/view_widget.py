@@ -3,7 +3,8 @@
 On a real display it is VTK's own QVTKRenderWindowInteractor. On Qt's offscreen platform (tests,
 `medviewer screenshot`) that renders garbage, so the scene draws into an offscreen (EGL) render
 window whose frames are painted into the widget, and the widget's mouse and wheel events go to a
-vtkGenericRenderWindowInteractor: both paths interact through VTK's trackball style.
+vtkGenericRenderWindowInteractor: both paths interact through VTK's trackball style. A left click
+(no drag) picks and moves the session cursor there; Ctrl+left drag shifts the opacity ramp.
 
 It stays out of the 2D views' way: a change asks for a render and the renders of one event-loop
 turn become one; a cursor move costs nothing unless the planes or the crosshair clip are on;
@@ -120,6 +121,7 @@ class View3D(QtWidgets.QWidget):
         self._canvas = None
         self._closed = False
         self._press_at: tuple[int, int] | None = None
+        self._ramp_drag: tuple[int, int] | None = None  # where a Ctrl+drag of the opacity ramp is
         self._watched: list = []
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -183,6 +185,7 @@ class View3D(QtWidgets.QWidget):
         # observers on the style replace its own handlers (which grab the mouse): they call them
         style.AddObserver("LeftButtonPressEvent", self._left_press)
         style.AddObserver("LeftButtonReleaseEvent", self._left_release)
+        style.AddObserver("MouseMoveEvent", self._mouse_move)
         self.interactor.Initialize()
         self.scene = Scene3D(self.render_window, max_texture_3d, request_render=self.request_render)
 
@@ -284,12 +287,30 @@ class View3D(QtWidgets.QWidget):
         if self.scene is not None and not self.problem:
             self.scene.set_plane_window(window.width, window.level)
 
-    # --- picking: a left click without a drag moves the crosshair ----------------------------
+    # --- the mouse: a left click picks (the crosshair moves there), a drag rotates (VTK's
+    # trackball), a Ctrl+left drag edits the opacity ramp (right: higher level, up: wider) -----
     def _left_press(self, style, _event) -> None:
         self._press_at = self.interactor.GetEventPosition()
+        if self.interactor.GetControlKey() and self.scene is not None and not self.problem:
+            self._ramp_drag = self._press_at
+            return
         style.OnLeftButtonDown()
 
+    def _mouse_move(self, style, _event) -> None:
+        if self._ramp_drag is None:
+            style.OnMouseMove()
+            return
+        x, y = self.interactor.GetEventPosition()
+        dx, dy = x - self._ramp_drag[0], y - self._ramp_drag[1]
+        self._ramp_drag = (x, y)
+        width, height = self.render_window.GetSize()
+        window = self.scene.opacity_ramp[0]
+        self.scene.shift_opacity(window * dy / max(height, 1), window * dx / max(width, 1))
+
     def _left_release(self, style, _event) -> None:
+        if self._ramp_drag is not None:
+            self._ramp_drag = self._press_at = None
+            return
         style.OnLeftButtonUp()
         start, self._press_at = self._press_at, None
         x, y = self.interactor.GetEventPosition()
