@@ -188,6 +188,7 @@ class _HeatSurface:
         self.actor = None
         self.triangles = 0
         self.prop = vtkProperty()
+        self._mean: tuple[float, float] | None = None
         heatmap.display_changed.connect(self.restyle)
         self.restyle()
 
@@ -219,11 +220,18 @@ class _HeatSurface:
             self.owner.renderer.RemoveActor(self.actor)
         self.actor, self.triangles = None, 0
 
+    def _enclosed_mean(self) -> float:
+        """Mean map value at or above the threshold (cached per threshold: a slider drag of the
+        opacity must not scan the map each time)."""
+        heat = self.map
+        if self._mean is None or self._mean[0] != heat.threshold:
+            above = heat.data[heat.data >= heat.threshold]
+            self._mean = (heat.threshold, float(above.mean()) if above.size else heat.threshold)
+        return self._mean[1]
+
     def restyle(self) -> None:
         heat = self.map
-        above = heat.data[heat.data >= heat.threshold]
-        mean = float(above.mean()) if above.size else heat.threshold
-        index = int(heat.indices(np.asarray([mean]))[0])
+        index = int(heat.indices(np.asarray([self._enclosed_mean()]))[0])
         self.prop.SetColor(*(c / 255.0 for c in colour_table(heat.colormap)[index]))
         self.prop.SetOpacity(heat.opacity)
         if self.actor is not None:
