@@ -282,6 +282,19 @@ def test_no_opengl_gives_a_reason(monkeypatch):
     assert "\n" not in problem
 
 
+def test_an_opengl_that_aborts_the_process_only_takes_down_the_probe(monkeypatch):
+    from medviewer.ui.view3d import vtk_bridge
+    monkeypatch.setattr(vtk_bridge, "_PROBE", "import os; os.abort()  # %r")  # what a broken driver does
+    vtk_bridge.opengl_problem.cache_clear()
+    try:
+        worked, said = vtk_bridge._probe()
+        problem = vtk_bridge.opengl_problem()
+    finally:
+        vtk_bridge.opengl_problem.cache_clear()
+    assert not worked and said == "exit status -6"
+    assert problem.startswith("3D view unavailable")
+
+
 def test_the_opengl_probe_runs_vtk_in_a_child_process():
     from medviewer.ui.view3d import vtk_bridge
     worked, said = vtk_bridge._probe()

@@ -20,23 +20,29 @@ from medviewer.core.volume import Volume
 
 FALLBACK_TEXTURE_3D = 2048  # what OpenGL 3.2 guarantees is 256; every desktop GPU and llvmpipe do 2048
 
-# Runs in a child process: a missing or broken OpenGL can abort the process that tries it, and the
-# 2D viewer must keep running. Exit 0 and "ok" when VTK made a context and rendered a frame.
+# The OpenGL check runs in a child process: a missing or broken OpenGL can abort the process that
+# tries it, and the 2D viewer must keep running.
 _PROBE = """
 import sys
 sys.path.insert(0, %r)
-from medviewer.ui.view3d.vtk_bridge import offscreen_render_window, setup
-setup()
-from vtkmodules.vtkRenderingCore import vtkRenderer
-rw = offscreen_render_window(8, 8)
-rw.AddRenderer(vtkRenderer())
-if not rw.SupportsOpenGL():
-    print("no OpenGL 3.2 context")
-    raise SystemExit(3)
-rw.Render()
-print("ok", rw.GetClassName())
+from medviewer.ui.view3d.vtk_bridge import render_probe
+raise SystemExit(render_probe())
 """
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def render_probe() -> int:
+    """Make an OpenGL context and render one frame; print what happened; 0 when it worked."""
+    setup()
+    from vtkmodules.vtkRenderingCore import vtkRenderer
+    window = offscreen_render_window(8, 8)
+    window.AddRenderer(vtkRenderer())
+    if not window.SupportsOpenGL():
+        print("no OpenGL 3.2 context")
+        return 3
+    window.Render()
+    print("ok", window.GetClassName())
+    return 0
 
 
 @lru_cache(maxsize=1)
@@ -49,6 +55,8 @@ def setup() -> None:
 
 def _probe(timeout: float = 60.0) -> tuple[bool, str]:
     """Try VTK's OpenGL in a child process: (worked, what it said)."""
+    if getattr(sys, "frozen", False):  # a bundled app has no interpreter to start: try it here
+        return render_probe() == 0, "in-process"
     try:
         done = subprocess.run([sys.executable, "-c", _PROBE % _ROOT], capture_output=True, text=True,
                               timeout=timeout, env=dict(os.environ))
