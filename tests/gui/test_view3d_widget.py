@@ -230,3 +230,22 @@ def test_ctrl_drag_edits_the_opacity_ramp_instead_of_rotating(qtbot, sphere_sess
     assert sphere_session.cursor.tolist() == [s // 2 for s in sphere_session.volume.size]  # no pick either
     assert view.frames_rendered > before
     view.close()
+
+
+def test_flush_meshes_pending_edits_and_renders_now_and_a_new_image_is_announced(qtbot, sphere_session):
+    view = make_view(qtbot, sphere_session)
+    if view.scene.surfaces is None:
+        pytest.skip("label_surfaces is not there yet")
+    announced = []
+    view.scene_changed.connect(lambda: announced.append(view.problem))
+    volume = sphere_session.volume
+    sphere_session.add_label_map(LabelMap(volume.shape, "sphere", data=(volume.data > 0).astype(np.uint8)))
+    view.scene.set_render_mode("surface")
+    before = view.frames_rendered
+    view.flush()  # no event loop turn: the surface is meshed and the frame is there
+    assert view.frames_rendered == before + 1 and not view.scene.surfaces.pending()
+    assert view.scene.surfaces.actors()
+    sphere_session.set_volume(Volume(data=np.zeros((32, 32), np.uint8)))
+    sphere_session.set_volume(sphere_volume())
+    assert announced == ["the 3D view needs a volume: this image is 2D (a single slice)", None]
+    view.close()

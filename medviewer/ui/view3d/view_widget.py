@@ -110,6 +110,8 @@ def _qvtk_class():
 
 
 class View3D(QtWidgets.QWidget):
+    scene_changed = QtCore.Signal()  # a new image in the scene (or the reason there is none): panels re-sync
+
     def __init__(self, session, parent=None, max_texture_3d: int | None = None) -> None:
         super().__init__(parent)
         self.session = session
@@ -235,18 +237,18 @@ class View3D(QtWidgets.QWidget):
 
     def _load_volume(self) -> None:
         volume = self.session.volume
-        if volume is None:
-            self._show_problem("no image open")
-            return
         try:
+            if volume is None:
+                raise MedViewerError("no image open")
             self.scene.set_volume(volume)
         except MedViewerError as exc:
             self._show_problem(str(exc))
-            return
-        self.scene.set_plane_window(self.session.window.width, self.session.window.level)
-        self._show_rendering()
-        self._follow_layers()
-        self.request_render()
+        else:
+            self.scene.set_plane_window(self.session.window.width, self.session.window.level)
+            self._show_rendering()
+            self._follow_layers()
+            self.request_render()
+        self.scene_changed.emit()
 
     def _follow_layers(self) -> None:
         """The session's label maps and heat maps as surfaces (re-meshed on the surface timer)."""
@@ -278,6 +280,16 @@ class View3D(QtWidgets.QWidget):
         self.request_render()
         if surfaces.pending():
             self._surface_timer.start()
+
+    def flush(self) -> None:
+        """Now, not on the timers: mesh every pending label edit and render one frame (screenshots)."""
+        if self._closed or self.scene is None or self.problem:
+            return
+        if self.scene.surfaces is not None:
+            self.scene.surfaces.flush()
+        self._surface_timer.stop()
+        self._render_timer.stop()
+        self._render_now()
 
     def _cursor_moved(self, cursor) -> None:
         if self.scene is not None and not self.problem and self.scene.follows_cursor:
