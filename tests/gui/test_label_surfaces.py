@@ -473,3 +473,21 @@ def test_the_panel_exports_the_sessions_active_label_map(tmp_path):
     (written,) = export_session_surfaces(session, tmp_path / "s.obj")
     assert written == str(tmp_path / "s_1_Label_1.obj")
     assert np.allclose(points(read_vtk(Path(written))).mean(0), centre, atol=0.3)
+
+
+def test_a_heat_map_too_large_to_copy_gives_a_reason_not_an_exception(monkeypatch):
+    volume, _ = two_label_map((40, 50, 60))
+    heat = HeatMap(np.ones((40, 50, 60), np.float32), "big map", threshold=0.5)
+    from vtkmodules.vtkRenderingCore import vtkRenderer
+    surf = LabelSurfaces(vtkRenderer())
+    surf.set_volume(volume)
+    surf.set_heatmaps([heat])
+    monkeypatch.setenv("MEDVIEWER_MEMORY_LIMIT", "100K")
+    surf.flush()
+    assert surf.actors() == [] and not surf.pending()
+    (problem,) = surf.problems()
+    assert problem.startswith("heat map 'big map': no 3D surface (") and "\n" not in problem
+    monkeypatch.delenv("MEDVIEWER_MEMORY_LIMIT")
+    heat.set_display(threshold=0.4)
+    surf.flush()
+    assert len(surf.actors()) == 1 and surf.problems() == []

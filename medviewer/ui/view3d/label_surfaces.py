@@ -189,6 +189,7 @@ class _HeatSurface:
         self.triangles = 0
         self.prop = vtkProperty()
         self._mean: tuple[float, float] | None = None
+        self.problem: str | None = None
         heatmap.display_changed.connect(self.restyle)
         self.restyle()
 
@@ -206,7 +207,12 @@ class _HeatSurface:
         level = self.map.threshold
         self.meshed_at = level
         self._drop()
-        surface = isosurface(self.map.data, level, self.owner.spacing)
+        self.problem = None
+        try:
+            surface = isosurface(self.map.data, level, self.owner.spacing)
+        except MedViewerError as exc:  # too large to copy here: no surface, and the reason
+            self.problem = f"heat map {self.map.name!r}: no 3D surface ({exc})"
+            return 0
         if surface is None:
             return 0
         self.actor = _actor(surface, self.prop, self.owner.matrix)
@@ -311,6 +317,10 @@ class LabelSurfaces:
         self._remeshed = done
         self.last_update_ms = (time.perf_counter() - start) * 1000.0
         return done
+
+    def problems(self) -> list[str]:
+        """Why a layer has no surface (one line each), for the view to show."""
+        return [part.problem for part in self._heat if part.problem]
 
     def actors(self) -> list:
         out = [a for part in self._maps for a in part.actors.values()]
