@@ -94,13 +94,19 @@ class MprPlanes:
 
     def __init__(self) -> None:
         self.rotations = {p: np.eye(3) for p in PLANES}
+        self._turned: set[str] = set()  # the planes whose rotation is not the identity
+        self.version = 0  # counts the changes of the rotations (views cache what they derive)
         self.centre: np.ndarray | None = None  # world mm, set by an oblique view (click, scroll)
         self.changed = Event()  # () the rotations changed
-        self.moved = Event()  # () the exact centre moved (an oblique view's click or scroll)
+        self.moved = Event()  # () the exact centre moved within the cursor's voxel
 
     def is_rotated(self, plane: str | None = None) -> bool:
-        planes = PLANES if plane is None else (plane,)
-        return any(not np.allclose(self.rotations[p], np.eye(3), atol=1e-12) for p in planes)
+        return bool(self._turned) if plane is None else plane in self._turned
+
+    def _changed(self) -> None:
+        self._turned = {p for p in PLANES if not np.allclose(self.rotations[p], np.eye(3), atol=1e-12)}
+        self.version += 1
+        self.changed.emit()
 
     def rotate(self, about: str, axis, angle_rad: float) -> None:
         """Turn the planes other than ``about`` by ``angle_rad`` about the world vector ``axis``
@@ -111,11 +117,11 @@ class MprPlanes:
         for p in PLANES:
             if p != about:
                 self.rotations[p] = r @ self.rotations[p]
-        self.changed.emit()
+        self._changed()
 
     def set_all(self, rotation) -> None:
         self.rotations = {p: np.array(rotation, float) for p in PLANES}
-        self.changed.emit()
+        self._changed()
 
     def reset(self) -> None:
         """Back to the voxel-grid planes."""
@@ -123,12 +129,7 @@ class MprPlanes:
         self.rotations = {p: np.eye(3) for p in PLANES}
         self.centre = None
         if was:
-            self.changed.emit()
-
-    def set_centre(self, world) -> None:
-        """Set before the session's cursor (the voxel holding this point), so views see both."""
-        self.centre = np.asarray(world, float).copy()
-        self.moved.emit()
+            self._changed()
 
     def pivot(self, volume: Volume, cursor) -> np.ndarray:
         """Where the planes cross (world): the exact centre an oblique view set, as long as it
@@ -222,16 +223,20 @@ def reslice(data: np.ndarray, volume: Volume, plane: ObliquePlane, w: float, ord
     ijk = plane.index_grid(volume, w)
     size = np.asarray(volume.size, float)[:, None, None]
     outside = np.any((ijk < -0.5) | (ijk > size - 0.5), axis=0)
-    zyx = ijk[::-1]
+    out = np.full((plane.n_rows, plane.n_cols) + data.shape[3:], cval, data.dtype if order == 0 else np.float32)
+    rows, cols = np.flatnonzero(~outside.all(axis=1)), np.flatnonzero(~outside.all(axis=0))
+    if len(rows) == 0:
+        return out
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))  # sample only where the volume is
+    zyx, outside = ijk[(slice(None),) + box][::-1], outside[box]
     if order == 0:
         idx = np.clip(np.rint(zyx), 0, np.asarray(data.shape[:3])[:, None, None] - 1).astype(np.intp)
-        out = data[idx[0], idx[1], idx[2]]
-        out[outside] = cval
-        return out
-    channels = [data] if data.ndim == 3 else [data[..., c] for c in range(data.shape[3])]
-    planes = []
-    for channel in channels:
-        out = ndi.map_coordinates(channel, zyx, output=np.float32, order=1, mode="nearest", prefilter=False)
-        out[outside] = cval
-        planes.append(out)
-    return planes[0] if data.ndim == 3 else np.stack(planes, axis=-1)
+        part = data[idx[0], idx[1], idx[2]]
+    else:
+        channels = [data] if data.ndim == 3 else [data[..., c] for c in range(data.shape[3])]
+        part = np.stack([ndi.map_coordinates(c, zyx, output=np.float32, order=1, mode="nearest", prefilter=False)
+                         for c in channels], axis=-1)
+        part = part[..., 0] if data.ndim == 3 else part
+    part[outside] = cval
+    out[box] = part
+    return out

@@ -125,6 +125,7 @@ class SliceView(QtWidgets.QWidget):
         self._oblique: oblique.ObliquePlane | None = None  # this view's plane, when turned
         self._w = 0.0  # the oblique plane's offset along its normal (world mm)
         self._background: float | None = None  # the image's minimum: outside the volume
+        self._line_version = -1  # planes.version the crosshair lines' angles were set for
 
         self.graphics = pg.GraphicsView(self)
         self.graphics.setFocusPolicy(Qt.NoFocus)
@@ -190,6 +191,7 @@ class SliceView(QtWidgets.QWidget):
         self._labels = None
         self._lut16 = None
         self._background = None
+        self._line_version = -1
         self.label_item.clear()
         self.image_item.clear()
         self._pending.clear()
@@ -212,6 +214,7 @@ class SliceView(QtWidgets.QWidget):
         if self.geometry_ is None or self.session.volume is None:
             return
         was, self._oblique = self._oblique, self._oblique_plane()
+        self._line_version = -1
         if not self.planes.is_rotated():  # back to the grid: today's horizontal and vertical lines
             self.h_line.setAngle(0)
             self.v_line.setAngle(90)
@@ -259,12 +262,14 @@ class SliceView(QtWidgets.QWidget):
             self.v_line.setAngle(90)
         else:
             x, y = self._view_xy(volume.world_to_index(self.planes.pivot(volume, cursor)))
-            axes = self._view_axes()
-            for line, other in zip((self.h_line, self.v_line), _LINE_PLANES[self.plane]):
-                tx, ty = oblique.in_view(axes, np.cross(axes[:, 2], oblique.plane_normal(
-                    volume, other, self.planes.rotations[other])))
-                angle = np.degrees(np.arctan2(ty, tx)) if abs(tx) + abs(ty) > 1e-9 else line.angle
-                line.setAngle((angle + 90) % 180 - 90)
+            if self._line_version != self.planes.version:  # the lines turn only with the planes
+                self._line_version = self.planes.version
+                axes = self._view_axes()
+                for line, other in zip((self.h_line, self.v_line), _LINE_PLANES[self.plane]):
+                    tx, ty = oblique.in_view(axes, np.cross(axes[:, 2], oblique.plane_normal(
+                        volume, other, self.planes.rotations[other])))
+                    angle = np.degrees(np.arctan2(ty, tx)) if abs(tx) + abs(ty) > 1e-9 else line.angle
+                    line.setAngle((angle + 90) % 180 - 90)
         self.v_line.setPos((x, y))
         self.h_line.setPos((x, y))
         return x, y
@@ -671,8 +676,11 @@ class SliceView(QtWidgets.QWidget):
         on the voxel holding it."""
         volume = self.session.volume
         ijk = np.clip(volume.world_to_index(world), -0.49, np.asarray(volume.size, float) - 0.51)
-        self.planes.set_centre(volume.index_to_world(ijk))
-        self.session.set_cursor(ijk)
+        before = self.session.cursor.copy()
+        self.planes.centre = volume.index_to_world(ijk)
+        self.session.set_cursor(ijk)  # the views follow the cursor's event to the new centre ...
+        if np.array_equal(before, self.session.cursor):
+            self.planes.moved.emit()  # ... or this one, within the same voxel
 
     def set_slice(self, k: int) -> None:
         if self.geometry_ is not None:
@@ -698,7 +706,7 @@ class SliceView(QtWidgets.QWidget):
             return
         self.activated.emit(self.plane)
         ijk = self.index_at(point, inside=True)
-        if self.tool == "navigate":
+        if self.tool in ("navigate", "rotate"):  # a click with the rotate tool moves the crosshair
             if self.planes.is_rotated():
                 self._move_centre(self.session.volume.index_to_world(ijk))
             else:

@@ -92,3 +92,39 @@ def test_oblique_reslice_512(tmp_path):
     print(f"{'':40s}median ms   p90 ms   ours / this")
     for name, (m, p90) in med.items():
         print(f"{name:40s}{m:9.2f} {p90:8.2f} {ours / m:12.2f}")
+
+
+def test_rotated_mpr_interaction(tmp_path, monkeypatch):
+    """One step of a rotate drag (two views reslice and repaint) and a scroll in a turned view,
+    against a plain slice change in the same window."""
+    app, win, view = _demo_window(tmp_path, monkeypatch)
+    win.set_layout("1x3")
+    app.processEvents()
+    views = win.grid.views
+    planes = win.session.planes
+    normal = views["axial"]._view_axes()[:, 2]
+    n = win.session.volume.shape[0]
+
+    def plain(k):
+        views["axial"].set_slice(k)
+        views["axial"].graphics.viewport().repaint()
+
+    def rotate(_):
+        planes.rotate("axial", normal, np.radians(2.0))
+        for name in ("coronal", "sagittal"):
+            views[name].graphics.viewport().repaint()
+
+    def scroll(i):
+        views["coronal"].scroll(1 if i % 2 else -1)
+        views["coronal"].graphics.viewport().repaint()
+
+    med = {"plain slice change (grid path)": _median_ms(plain, range(n), rounds=3)}
+    planes.rotate("axial", normal, np.radians(20))
+    med["rotate step (2 views reslice)"] = _median_ms(rotate, range(20), rounds=2)
+    med["scroll a turned view"] = _median_ms(scroll, range(20), rounds=2)
+    o = views["coronal"].oblique_plane
+    print(f"\nRotated MPR, demo CT 512x512x20, 1x3 layout (turned coronal plane {o.n_cols}x{o.n_rows} px)")
+    print(f"{'':34s}median ms   p90 ms")
+    for name, (m, p90) in med.items():
+        print(f"{name:34s}{m:9.2f} {p90:8.2f}")
+    win.close()

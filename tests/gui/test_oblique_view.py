@@ -204,3 +204,26 @@ def test_an_oblique_acquisition_shows_its_own_grid_labelled_and_can_be_resliced_
     bar.reset_action.trigger()
     assert axial.oblique_plane is None
     assert np.array_equal(axial.image_item.image, window_table_int16(session.window, False)[data[k].view(np.uint16)])
+
+
+def test_a_turned_view_reslices_heat_maps_trilinearly_and_draws_slabs_along_its_normal(win, qtbot):
+    from medviewer.core import slab
+    from medviewer.core.heatmap import HeatMap
+
+    session = win.session
+    volume = session.volume
+    z, y, x = np.indices(volume.shape)
+    heat = HeatMap((np.exp(-((x - 256) ** 2 + (y - 256) ** 2) / 8000.0) * np.ones(volume.shape)).astype(np.float32),
+                   "blob", threshold=0.1)
+    session.add_heatmap(heat)
+    coronal = _turn(win, 25.0)
+    o, w = coronal.oblique_plane, coronal.plane_offset
+    item = next(it for hm, it, _ in coronal._heat_items if hm is heat)
+    assert np.array_equal(item.image, heat.indices(oblique.reslice(heat.data, volume, o, w, order=1)))
+    coronal.set_slab("mip", 3 * o.step)  # the plane and one step either side, along the turned normal
+    assert slab.half_width(3 * o.step, o.step) == 1
+    bg = float(volume.data.min())
+    stack = np.stack([oblique.reslice(volume.data, volume, o, w + j * o.step, order=1, cval=bg) for j in (-1, 0, 1)])
+    table = window_table_int16(session.window, session.invert)
+    assert np.array_equal(coronal.image_item.image, table[np.rint(stack.max(axis=0)).astype(np.int16).view(np.uint16)])
+    assert "MIP" in coronal.overlay.slice_text and "oblique" in coronal.overlay.slice_text
