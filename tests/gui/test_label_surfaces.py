@@ -491,3 +491,56 @@ def test_a_heat_map_too_large_to_copy_gives_a_reason_not_an_exception(monkeypatc
     heat.set_display(threshold=0.4)
     surf.flush()
     assert len(surf.actors()) == 1 and surf.problems() == []
+
+
+def test_random_edits_keep_the_incremental_surfaces_equal_to_a_fresh_mesh():
+    """Paint, paint over, erase one label, erase all, undo and redo in random boxes, on small bricks
+    (so that edits straddle faces and corners): after each flush the bricks shown equal a mesh of
+    the map made from scratch."""
+    from vtkmodules.vtkRenderingCore import vtkRenderer
+    rng = np.random.default_rng(13)
+    shape = (30, 34, 38)
+    volume = Volume(np.zeros(shape, np.int16), spacing=(0.9, 1.0, 1.4))
+    labels = LabelMap(shape)
+    surf = LabelSurfaces(vtkRenderer(), brick=8)
+    surf.set_volume(volume)
+    surf.set_label_maps([labels])
+    for step in range(24):
+        kind = rng.choice(["paint", "over", "erase_one", "erase", "undo", "redo"], p=[.35, .2, .15, .1, .12, .08])
+        lo = rng.integers(0, np.array(shape) - 2)
+        hi = np.minimum(lo + rng.integers(2, 12, 3), shape)
+        region = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+        mask = rng.random(tuple(hi - lo)) < 0.8
+        value = int(rng.integers(1, 4))
+        if kind == "undo":
+            labels.undo()
+        elif kind == "redo":
+            labels.redo()
+        elif kind == "erase_one":
+            labels.paint(region, mask, 0, only=value)
+        else:
+            labels.paint(region, mask, 0 if kind == "erase" else value, overwrite=kind == "over")
+        if step % 3 == 2:
+            surf.flush()
+            fresh = LabelSurfaces(vtkRenderer(), brick=8)
+            fresh.set_volume(volume)
+            fresh.set_label_maps([LabelMap(shape, data=labels.data.copy())])
+            fresh.flush()
+            assert same_meshes(meshes(surf), meshes(fresh)), step
+    assert surf.stats()["surfaces"] > 0
+
+
+def test_a_label_moved_within_a_brick_with_the_same_voxel_count_is_remeshed():
+    """The voxel counts of a brick do not change when a region is replaced by the same label
+    shifted by a voxel (a model's mask, set_region): the label present in the edit is re-meshed."""
+    volume, labels = two_label_map()
+    surf = surfaces_of(volume, labels)
+    region = (slice(10, 30), slice(20, 42), slice(108, 134))  # label 2's ball, in bricks bx 1 and 2
+    values = labels.data[region].copy()
+    assert (values == 2).sum() > 0
+    shifted = np.roll(values, 1, axis=1)  # along y, within brick by 0
+    assert (shifted == 2).sum() == (values == 2).sum()
+    assert labels.set_region(region, shifted, "model", overwrite=True) > 0
+    surf.flush()
+    assert surf.stats()["remeshed"] >= 1
+    assert same_meshes(meshes(surf), meshes(surfaces_of(volume, labels)))

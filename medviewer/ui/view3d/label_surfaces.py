@@ -29,7 +29,7 @@ import numpy as np
 from medviewer.core.colormaps import colour_table
 from medviewer.core.errors import MedViewerError
 from medviewer.core.labels import Label, palette_colour
-from medviewer.ui.view3d.label_mesher import BrickGrid, brick_counts, isosurface, mesh_block, with_normals
+from medviewer.ui.view3d.label_mesher import BRICK, BrickGrid, brick_counts, isosurface, mesh_block, with_normals
 from medviewer.ui.view3d.vtk_bridge import grid_to_world, setup
 
 DEFAULT_FILL = next(f.default for f in fields(Label) if f.name == "opacity")
@@ -59,7 +59,7 @@ class _MapSurfaces:
 
     def __init__(self, owner: "LabelSurfaces", labelmap):
         self.owner, self.map = owner, labelmap
-        self.grid = BrickGrid(labelmap.data.shape)
+        self.grid = BrickGrid(labelmap.data.shape, owner.brick)
         self.counts: dict = {}  # brick -> label counts at the last look
         self.regions: list = [WHOLE]  # edits not looked at yet
         self.dirty: dict = {}  # (value, brick) -> None, in order
@@ -251,9 +251,11 @@ class _HeatSurface:
 class LabelSurfaces:
     """The label-map and heat-map surfaces of one renderer (API in the module docstring)."""
 
-    def __init__(self, renderer):
+    def __init__(self, renderer, brick: int = BRICK):
+        """brick: the edge of a brick in voxels (label_mesher.BRICK; smaller in tests)."""
         setup()
         self.renderer = renderer
+        self.brick = int(brick)
         self.volume = None
         self.spacing = (1.0, 1.0, 1.0)
         from vtkmodules.vtkCommonMath import vtkMatrix4x4
