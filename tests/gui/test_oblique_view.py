@@ -27,19 +27,19 @@ def _view_point(view, pos: QtCore.QPoint) -> QtCore.QPointF:
     return view.viewbox.mapSceneToView(view.graphics.mapToScene(pos))
 
 
-def _drag(qtbot, view, points):
+def _drag(qtbot, view, points, modifiers=QtCore.Qt.NoModifier):
     """Press, move with the left button held, release, through view (mm) points."""
     from medviewer.ui.qt import QtGui, QtWidgets
 
     vp = view.graphics.viewport()
-    qtbot.mousePress(vp, QtCore.Qt.LeftButton, pos=_widget_pos(view, *points[0]))
+    qtbot.mousePress(vp, QtCore.Qt.LeftButton, modifiers, pos=_widget_pos(view, *points[0]))
     for p in points[1:]:
         local = QtCore.QPointF(_widget_pos(view, *p))
         move = QtGui.QMouseEvent(QtCore.QEvent.MouseMove, local, vp.mapToGlobal(local), QtCore.Qt.NoButton,
-                                 QtCore.Qt.LeftButton, QtCore.Qt.NoModifier)
+                                 QtCore.Qt.LeftButton, modifiers)
         QtWidgets.QApplication.sendEvent(vp, move)
         qtbot.wait(12)  # pyqtgraph drops mouse moves closer than its rate limit
-    qtbot.mouseRelease(vp, QtCore.Qt.LeftButton, pos=_widget_pos(view, *points[-1]))
+    qtbot.mouseRelease(vp, QtCore.Qt.LeftButton, modifiers, pos=_widget_pos(view, *points[-1]))
 
 
 def _turn(win, degrees=25.0):
@@ -227,3 +227,17 @@ def test_a_turned_view_reslices_heat_maps_trilinearly_and_draws_slabs_along_its_
     table = window_table_int16(session.window, session.invert)
     assert np.array_equal(coronal.image_item.image, table[np.rint(stack.max(axis=0)).astype(np.int16).view(np.uint16)])
     assert "MIP" in coronal.overlay.slice_text and "oblique" in coronal.overlay.slice_text
+
+
+def test_ctrl_shift_drag_turns_the_planes_even_with_a_paint_tool(win, qtbot):
+    session = win.session
+    win.annotation.controller.set_tool("brush")
+    coronal = win.grid.views["coronal"]
+    cx, cy = coronal._crosshair(session.cursor)
+    path = [(cx + 15 * np.cos(a), cy + 15 * np.sin(a)) for a in np.linspace(0, -np.pi / 3, 8)]
+    _drag(qtbot, coronal, path, QtCore.Qt.ControlModifier | QtCore.Qt.ShiftModifier)
+    planes = session.planes
+    assert planes.is_rotated("axial") and planes.is_rotated("sagittal") and not planes.is_rotated("coronal")
+    assert session.active_labels is None or not session.active_labels.data.any()  # nothing painted
+    normal = coronal._view_axes()[:, 2]
+    assert np.allclose(planes.rotations["axial"] @ normal, normal)  # turned about the coronal normal
