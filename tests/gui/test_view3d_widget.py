@@ -249,3 +249,18 @@ def test_flush_meshes_pending_edits_and_renders_now_and_a_new_image_is_announced
     sphere_session.set_volume(sphere_volume())
     assert announced == ["the 3D view needs a volume: this image is 2D (a single slice)", None]
     view.close()
+
+
+def test_a_hidden_view_does_not_render_until_it_is_shown(qtbot, sphere_session):
+    from medviewer.ui.view3d.view_widget import View3D
+    view = View3D(sphere_session)  # made for a layout that is not on the screen yet
+    qtbot.addWidget(view)
+    view.resize(220, 200)
+    view.scene.set_preset("CT angiography")
+    qtbot.wait(50)
+    assert view.frames_rendered == 0
+    view.show()
+    qtbot.waitUntil(lambda: view.frames_rendered == 1, timeout=20000)
+    settle(qtbot, view)
+    assert view.frames_rendered == 1 and foreground(view.capture()).sum() > 100
+    view.close()

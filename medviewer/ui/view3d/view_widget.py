@@ -122,6 +122,7 @@ class View3D(QtWidgets.QWidget):
         self.interactor = None
         self._canvas = None
         self._closed = False
+        self._render_when_shown = False
         self._press_at: tuple[int, int] | None = None
         self._ramp_drag: tuple[int, int] | None = None  # where a Ctrl+drag of the opacity ramp is
         self._watched: list = []
@@ -196,9 +197,14 @@ class View3D(QtWidgets.QWidget):
         if self.scene is not None and not self._closed and not self._render_timer.isActive():
             self._render_timer.start()
 
-    def _render_now(self) -> None:
+    def _render_now(self, even_hidden: bool = False) -> None:
         if self._closed or self.scene is None or self.problem:
             return
+        if not (even_hidden or self.isVisible()):  # a hidden view (another layout) renders when shown
+            self._render_when_shown = True
+            return
+        self._render_when_shown = False
+        self._render_timer.stop()
         self.scene.render()
         self.frames_rendered += 1
         if self.offscreen:
@@ -207,7 +213,9 @@ class View3D(QtWidgets.QWidget):
     def capture(self) -> np.ndarray:
         """What the view shows, (h, w, 3) uint8: the rendering, or the reason there is none."""
         if self.scene is not None and not self.problem:
+            self._render_timer.stop()  # this frame is the one that was asked for
             rgb = self.scene.capture()
+            self.frames_rendered += 1
             if self.offscreen:
                 self._canvas.show_frame(rgb)
             return rgb
@@ -215,6 +223,11 @@ class View3D(QtWidgets.QWidget):
         w, h = image.width(), image.height()
         rows = np.frombuffer(image.constBits(), np.uint8, image.bytesPerLine() * h).reshape(h, -1)
         return rows[:, :3 * w].reshape(h, w, 3).copy()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._render_when_shown:
+            self.request_render()
 
     # --- what is shown ----------------------------------------------------------------------
     def _show_problem(self, reason: str) -> None:
@@ -288,8 +301,7 @@ class View3D(QtWidgets.QWidget):
         if self.scene.surfaces is not None:
             self.scene.surfaces.flush()
         self._surface_timer.stop()
-        self._render_timer.stop()
-        self._render_now()
+        self._render_now(even_hidden=True)
 
     def _cursor_moved(self, cursor) -> None:
         if self.scene is not None and not self.problem and self.scene.follows_cursor:
