@@ -544,3 +544,53 @@ def test_a_label_moved_within_a_brick_with_the_same_voxel_count_is_remeshed():
     surf.flush()
     assert surf.stats()["remeshed"] >= 1
     assert same_meshes(meshes(surf), meshes(surfaces_of(volume, labels)))
+
+
+def test_shading_runs_on_across_brick_seams():
+    """The bricks' point normals equal those of the merged, watertight mesh (vtkPolyDataNormals
+    on vtkCleanPolyData of all bricks): no shading seam where bricks meet, after edits too."""
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    from vtkmodules.vtkFiltersCore import vtkAppendPolyData, vtkCleanPolyData, vtkPolyDataNormals
+    from vtkmodules.vtkRenderingCore import vtkRenderer
+    shape = (30, 30, 34)
+    z, y, x = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    data = (((x - 16.5) ** 2 + (y - 15) ** 2 + (z - 14) ** 2) < 11 ** 2).astype(np.uint8)
+    volume = Volume(np.zeros(shape, np.int16), spacing=(0.7, 1.0, 1.3))
+    labels = LabelMap(shape, data=data)
+    surf = LabelSurfaces(vtkRenderer(), brick=8)
+    surf.set_volume(volume)
+    surf.set_label_maps([labels])
+    surf.flush()
+
+    def check():
+        append = vtkAppendPolyData()
+        for actor in surf.label_actors(labels, 1):
+            append.AddInputData(actor.GetMapper().GetInput())
+        append.Update()
+        shown = append.GetOutput()
+        clean = vtkCleanPolyData()
+        clean.SetInputData(shown)
+        clean.SetTolerance(0.0)
+        normals = vtkPolyDataNormals()
+        normals.SetInputConnection(clean.GetOutputPort())
+        normals.SplittingOff()
+        normals.ConsistencyOff()
+        normals.Update()
+        merged = normals.GetOutput()
+        key = np.dtype((np.void, 12))
+        merged_points = np.ascontiguousarray(vtk_to_numpy(merged.GetPoints().GetData())).view(key).ravel()
+        shown_points = np.ascontiguousarray(vtk_to_numpy(shown.GetPoints().GetData())).view(key).ravel()
+        order = np.argsort(merged_points)
+        where = order[np.searchsorted(merged_points, shown_points, sorter=order)]
+        assert np.array_equal(merged_points[where], shown_points)
+        expected = vtk_to_numpy(merged.GetPointData().GetNormals())[where]
+        got = vtk_to_numpy(shown.GetPointData().GetNormals())
+        assert shown.GetNumberOfPoints() > merged.GetNumberOfPoints()  # there are seams
+        assert np.abs(got - expected).max() < 1e-4
+
+    check()
+    region, mask = brush(shape, volume.spacing, (16, 8, 8), 3.0)  # across brick corners
+    labels.paint(region, mask, 1)
+    labels.paint((slice(0, 30), slice(0, 30), slice(16, 17)), np.ones((30, 30, 1), bool), 0)  # a cut
+    surf.flush()
+    check()

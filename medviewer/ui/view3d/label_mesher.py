@@ -116,15 +116,59 @@ def _contour(contour, image, level):
     return surface if surface.GetNumberOfPolys() else None
 
 
-def with_normals(polydata):
-    """Point normals for smooth shading (the meshes here are consistently oriented already)."""
-    from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
-    normals = vtkPolyDataNormals()
-    normals.SetInputData(polydata)
-    normals.SplittingOff()
-    normals.ConsistencyOff()
-    normals.Update()
-    return normals.GetOutput()
+def triangles(surface) -> np.ndarray:
+    """(n, 3) point ids of a triangle-only polydata."""
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    polys = surface.GetPolys()
+    offsets = vtk_to_numpy(polys.GetOffsetsArray())
+    if len(offsets) > 1 and np.any(np.diff(offsets) != 3):
+        raise ValueError("surface has cells that are not triangles")
+    return vtk_to_numpy(polys.GetConnectivityArray()).reshape(-1, 3)
+
+
+def normal_sums(surface) -> np.ndarray:
+    """Per point, the sum of the unit normals of its triangles (vtkPolyDataNormals without
+    splitting, before it normalises): sums of the bricks that share a point add up to the
+    normal of the merged mesh."""
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    points = vtk_to_numpy(surface.GetPoints().GetData()).astype(np.float64)
+    tri = triangles(surface)
+    normals = np.cross(points[tri[:, 1]] - points[tri[:, 0]], points[tri[:, 2]] - points[tri[:, 0]])
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    normals /= np.where(length > 0, length, 1.0)
+    ids = tri.ravel()
+    return np.stack([np.bincount(ids, np.repeat(normals[:, k], 3), len(points)) for k in range(3)], axis=1)
+
+
+def set_normals(surface, sums: np.ndarray):
+    """Normalised sums as the surface's point normals (for smooth shading)."""
+    from vtkmodules.util.numpy_support import numpy_to_vtk
+    length = np.linalg.norm(sums, axis=1, keepdims=True)
+    array = numpy_to_vtk((sums / np.where(length > 0, length, 1.0)).astype(np.float32), deep=True)
+    array.SetName("Normals")
+    surface.GetPointData().SetNormals(array)
+    surface.Modified()
+    return surface
+
+
+def with_normals(surface):
+    return set_normals(surface, normal_sums(surface))
+
+
+def seam_points(surface, grid: BrickGrid, brick: Brick, spacing) -> tuple[np.ndarray, np.ndarray]:
+    """The points of a brick's mesh on its cut faces: (ids, keys), keys being the exact
+    coordinates as one comparable value each (a neighbour's copy of a point has the same key)."""
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    points = np.ascontiguousarray(vtk_to_numpy(surface.GetPoints().GetData()))
+    on_face = np.zeros(len(points), bool)
+    for axis_xyz in range(3):
+        start, stop = grid._padded_range(brick[2 - axis_xyz], 2 - axis_xyz)
+        for index in (start - 1, stop - 2):  # the brick's first and last voxel planes
+            # held by the smoothing, but rounded by its arithmetic (the same way in both bricks)
+            plane = index * spacing[axis_xyz]
+            on_face |= np.abs(points[:, axis_xyz] - plane) <= 1e-4 * (abs(plane) + spacing[axis_xyz])
+    ids = np.flatnonzero(on_face)
+    return ids, points[ids].view(np.dtype((np.void, 3 * points.itemsize))).ravel()
 
 
 def mesh_block(block: np.ndarray, first_index, value: int, spacing, smooth: bool = True):

@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import fields
+from itertools import product
 
 import numpy as np
 
 from medviewer.core.colormaps import colour_table
 from medviewer.core.errors import MedViewerError
 from medviewer.core.labels import Label, palette_colour
-from medviewer.ui.view3d.label_mesher import BRICK, BrickGrid, brick_counts, isosurface, mesh_block, with_normals
+from medviewer.ui.view3d.label_mesher import (BRICK, BrickGrid, brick_counts, isosurface, mesh_block, normal_sums,
+                                              seam_points, set_normals)
 from medviewer.ui.view3d.vtk_bridge import grid_to_world, setup
 
+_NEIGHBOURS = [o for o in product((-1, 0, 1), repeat=3) if any(o)]  # bricks sharing a face, edge or corner
 DEFAULT_FILL = next(f.default for f in fields(Label) if f.name == "opacity")
 WHOLE = (slice(None),) * 3
 
@@ -66,6 +69,9 @@ class _MapSurfaces:
         self.actors: dict = {}  # (value, brick) -> vtkActor
         self.triangles: dict = {}  # (value, brick) -> triangle count
         self.properties: dict = {}  # value -> vtkProperty shared by that label's actors
+        self.normals: dict = {}  # (value, brick) -> its mesh's own normal sums
+        self.seams: dict = {}  # (value, brick) -> (ids, keys) of its points on the cut faces
+        self.shared: dict = {}  # (value, brick) -> {neighbour key: (my ids, its ids)} same points
         labelmap.changed.connect(self.on_changed)
         labelmap.table_changed.connect(self.restyle)
         labelmap.display_changed.connect(self.restyle)
@@ -126,10 +132,11 @@ class _MapSurfaces:
             if surface is None:
                 self._drop(key)
             else:
-                self._show(key, with_normals(surface))
+                self._show(key, surface)
         return done
 
     def _show(self, key, surface) -> None:
+        before = self._unseam(key, reshade=False)
         actor = self.actors.get(key)
         if actor is None:
             actor = _actor(surface, self._property(key[0]), self.owner.matrix)
@@ -139,8 +146,56 @@ class _MapSurfaces:
         else:
             actor.GetMapper().SetInputData(surface)
         self.triangles[key] = surface.GetNumberOfPolys()
+        self.normals[key] = normal_sums(surface)
+        self.seams[key] = seam_points(surface, self.grid, key[1], self.owner.spacing)
+        self.shared[key] = {}
+        value, brick = key
+        for offset in _NEIGHBOURS:
+            other = (value, tuple(b + o for b, o in zip(brick, offset)))
+            if other in self.seams:
+                _, mine, theirs = np.intersect1d(self.seams[key][1], self.seams[other][1], assume_unique=True,
+                                                 return_indices=True)
+                if mine.size:
+                    self.shared[key][other] = (self.seams[key][0][mine], self.seams[other][0][theirs])
+                    self.shared[other][key] = (self.seams[other][0][theirs], self.seams[key][0][mine])
+        self._shade(key, new=True)
+        for each in {*self.shared[key], *before} - {key}:
+            self._shade(each)
+
+    def _shade(self, key, new: bool = False) -> None:
+        """Point normals of one brick's mesh, its seam points' taken over every brick sharing them
+        (so that shading runs on across the cut faces). A mesh already shaded gets only its seam
+        points' normals rewritten."""
+        surface = self.actors[key].GetMapper().GetInput()
+        if new:
+            sums = self.normals[key].copy()
+            for other, (mine, theirs) in self.shared[key].items():
+                sums[mine] += self.normals[other][theirs]
+            set_normals(surface, sums)
+            return
+        from vtkmodules.util.numpy_support import vtk_to_numpy
+        ids = self.seams[key][0]
+        sums = self.normals[key][ids]
+        for other, (mine, theirs) in self.shared[key].items():
+            sums[np.searchsorted(ids, mine)] += self.normals[other][theirs]
+        array = surface.GetPointData().GetNormals()
+        vtk_to_numpy(array)[ids] = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-30)
+        array.Modified()
+        surface.Modified()
+
+    def _unseam(self, key, reshade: bool = True) -> list:
+        """Forget a mesh's seams (its neighbours then shade without it); returns those neighbours."""
+        neighbours = list(self.shared.pop(key, {}))
+        for other in neighbours:
+            del self.shared[other][key]
+            if reshade:
+                self._shade(other)
+        self.normals.pop(key, None)
+        self.seams.pop(key, None)
+        return neighbours
 
     def _drop(self, key) -> None:
+        self._unseam(key)
         actor = self.actors.pop(key, None)
         self.triangles.pop(key, None)
         if actor is not None:

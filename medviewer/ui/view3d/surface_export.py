@@ -20,7 +20,7 @@ import numpy as np
 
 from medviewer.core.errors import MedViewerError
 from medviewer.core.labels import palette_colour
-from medviewer.ui.view3d.label_mesher import BrickGrid, label_surface
+from medviewer.ui.view3d.label_mesher import BrickGrid, label_surface, triangles
 from medviewer.ui.view3d.vtk_bridge import grid_to_world_array, setup
 
 FORMATS = (".stl", ".obj", ".ply")
@@ -72,16 +72,6 @@ def signed_volume(surface) -> float:
     tri = triangles(surface)
     a, b, c = points[tri[:, 0]], points[tri[:, 1]], points[tri[:, 2]]
     return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
-
-
-def triangles(surface) -> np.ndarray:
-    """(n, 3) point ids of a triangle-only polydata."""
-    from vtkmodules.util.numpy_support import vtk_to_numpy
-    polys = surface.GetPolys()
-    offsets = vtk_to_numpy(polys.GetOffsetsArray())
-    if len(offsets) > 1 and np.any(np.diff(offsets) != 3):
-        raise ValueError("surface has cells that are not triangles")
-    return vtk_to_numpy(polys.GetConnectivityArray()).reshape(-1, 3)
 
 
 def _write(surface, path: Path, ext: str, header: str, colour) -> None:
