@@ -37,8 +37,8 @@ def make_view(qtbot, session, size=(220, 200)):
 
 def settle(qtbot, view):
     """Let the pending render (if any) happen."""
-    qtbot.waitUntil(lambda: not view._render_timer.isActive() and not view._surface_timer.isActive(),
-                    timeout=20000)
+    qtbot.waitUntil(lambda: not any(t.isActive() for t in (view._render_timer, view._surface_timer,
+                                                           view._resize_timer)), timeout=20000)
 
 
 @pytest.fixture
@@ -263,4 +263,17 @@ def test_a_hidden_view_does_not_render_until_it_is_shown(qtbot, sphere_session):
     qtbot.waitUntil(lambda: view.frames_rendered == 1, timeout=20000)
     settle(qtbot, view)
     assert view.frames_rendered == 1 and foreground(view.capture()).sum() > 100
+    view.close()
+
+
+def test_a_resize_renders_once_when_the_size_settles(qtbot, sphere_session):
+    view = make_view(qtbot, sphere_session)
+    before = view.frames_rendered
+    for width in range(230, 330, 10):  # a user dragging the window edge
+        view.resize(width, 200)
+        qtbot.wait(1)
+    settle(qtbot, view)
+    assert view.frames_rendered == before + 1
+    assert view.render_window.GetSize() == (320, 200)
+    assert view.capture().shape == (200, 320, 3)
     view.close()

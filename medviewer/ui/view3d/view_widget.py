@@ -25,6 +25,7 @@ OFFSCREEN_PLATFORMS = ("offscreen", "minimal")
 CLICK_SLOP = 3  # a left press and release this close (pixels) is a click: pick, do not rotate
 SURFACE_DELAY_MS = 30  # edits within this time are re-meshed together
 SURFACE_BUDGET_MS = 80  # re-meshing per turn of the event loop; the rest on the next turn
+RESIZE_DELAY_MS = 60  # while a window is being resized the last frame is scaled; render when it settles
 
 
 class _FrameCanvas(QtWidgets.QWidget):
@@ -55,7 +56,7 @@ class _FrameCanvas(QtWidgets.QWidget):
         w, h = max(1, round(self.width() * ratio)), max(1, round(self.height() * ratio))
         self.view.render_window.SetSize(w, h)
         self.view.interactor.UpdateSize(w, h)
-        self.view.request_render()
+        self.view._resize_timer.start()  # restarted by each resize: one frame when the size settles
         super().resizeEvent(event)
 
     def _event_info(self, event, repeat: int = 0) -> None:
@@ -123,6 +124,7 @@ class View3D(QtWidgets.QWidget):
         self._canvas = None
         self._closed = False
         self._render_when_shown = False
+        self._rendered_size: tuple[int, int] | None = None
         self._press_at: tuple[int, int] | None = None
         self._ramp_drag: tuple[int, int] | None = None  # where a Ctrl+drag of the opacity ramp is
         self._watched: list = []
@@ -145,10 +147,11 @@ class View3D(QtWidgets.QWidget):
             self._show_problem(self._opengl_problem)
             return
         self.offscreen = QtWidgets.QApplication.platformName() in OFFSCREEN_PLATFORMS
+        self._render_timer = self._single_shot(0, self._render_now)
+        self._resize_timer = self._single_shot(RESIZE_DELAY_MS, self._size_settled)
+        self._surface_timer = self._single_shot(SURFACE_DELAY_MS, self._flush_surfaces)
         self._make_vtk(max_texture_3d)
         layout.insertWidget(0, self._canvas, 1)
-        self._render_timer = self._single_shot(0, self._render_now)
-        self._surface_timer = self._single_shot(SURFACE_DELAY_MS, self._flush_surfaces)
         for event, slot in self._subscriptions():
             event.connect(slot)
         self._load_volume()
@@ -205,6 +208,7 @@ class View3D(QtWidgets.QWidget):
             return
         self._render_when_shown = False
         self._render_timer.stop()
+        self._rendered_size = tuple(self.render_window.GetSize())
         self.scene.render()
         self.frames_rendered += 1
         if self.offscreen:
@@ -214,6 +218,7 @@ class View3D(QtWidgets.QWidget):
         """What the view shows, (h, w, 3) uint8: the rendering, or the reason there is none."""
         if self.scene is not None and not self.problem:
             self._render_timer.stop()  # this frame is the one that was asked for
+            self._rendered_size = tuple(self.render_window.GetSize())
             rgb = self.scene.capture()
             self.frames_rendered += 1
             if self.offscreen:
@@ -223,6 +228,10 @@ class View3D(QtWidgets.QWidget):
         w, h = image.width(), image.height()
         rows = np.frombuffer(image.constBits(), np.uint8, image.bytesPerLine() * h).reshape(h, -1)
         return rows[:, :3 * w].reshape(h, w, 3).copy()
+
+    def _size_settled(self) -> None:
+        if tuple(self.render_window.GetSize()) != self._rendered_size:
+            self.request_render()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -351,6 +360,7 @@ class View3D(QtWidgets.QWidget):
             self._closed = True
             self._render_timer.stop()
             self._surface_timer.stop()
+            self._resize_timer.stop()
             for event, slot in self._subscriptions():
                 event.disconnect(slot)
             for event in self._watched:
