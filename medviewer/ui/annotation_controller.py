@@ -80,7 +80,7 @@ class AnnotationController(QtCore.QObject):
                 self._brush_event(self.session.ensure_labels(), kind, ijk, self._oblique_shape(turned))
             elif kind in ("press", "click"):
                 self.message.emit(f"{TOOL_NAMES[tool]} works on unturned planes: reset the MPR planes "
-                                  "(Reading toolbar) or use the brush")
+                                  "(View > Reset MPR planes) or use the brush")
             return
         ijk[normal] = round(ijk[normal])
         if tool == "grow":  # nothing is painted until the preview is accepted

@@ -1,6 +1,6 @@
-"""The 2D reading toolbar: thick slab (MIP / MinIP / average, thickness in mm) on every slice view,
-and the oblique MPR controls: the rotate tool (Ctrl+Shift+drag does the same in any tool), reset
-to the voxel grid, and reslicing an oblique acquisition to the patient axes."""
+"""The 2D reading toolbar: thick slab (MIP / MinIP / average, thickness in mm) on every slice view;
+and the oblique MPR actions (for the View menu): the rotate tool (Ctrl+Shift+drag does the same
+with any tool), reset to the voxel grid, and reslicing an oblique acquisition to the patient axes."""
 from __future__ import annotations
 
 from medviewer.core import oblique, slab
@@ -14,11 +14,10 @@ class ReadingToolbar(QtWidgets.QToolBar):
         super().__init__("Reading", parent)
         self.setObjectName("toolbar-reading")
         self.grid = grid
-        self.addWidget(QtWidgets.QLabel(" Slab "))
         self.slab_mode = QtWidgets.QComboBox()
         self.slab_mode.setToolTip("Thick slab: maximum, minimum or average intensity over the slab")
         for mode in slab.MODES:
-            self.slab_mode.addItem(slab.MODE_NAMES[mode], mode)
+            self.slab_mode.addItem("No slab" if mode == "off" else slab.MODE_NAMES[mode], mode)
         self.addWidget(self.slab_mode)
         self.slab_mm = QtWidgets.QDoubleSpinBox()
         self.slab_mm.setRange(0.0, 500.0)
@@ -27,16 +26,19 @@ class ReadingToolbar(QtWidgets.QToolBar):
         self.slab_mm.setSuffix(" mm")
         self.slab_mm.setValue(DEFAULT_SLAB_MM)
         self.slab_mm.setToolTip("Slab thickness, centred on the current slice (0: the plain slice)")
+        self.slab_mm.setMaximumWidth(self.slab_mm.fontMetrics().horizontalAdvance("500.0 mm") + 36)
         self.addWidget(self.slab_mm)
         self.slab_mode.currentIndexChanged.connect(self.apply_slab)
         self.slab_mm.valueChanged.connect(self.apply_slab)
-        self.addSeparator()
-        self.rotate_action = self._action("Rotate planes", "Drag in a view to turn the other two planes "
+        # the oblique MPR actions go in the View menu (the toolbar stays narrow enough to share
+        # the main toolbar's row, so the views keep their height)
+        self.rotate_action = self._action("Rotate MPR planes", "Drag in a view to turn the other two planes "
                                           "about its normal (or Ctrl+Shift+drag with any tool)", self.set_rotate_tool)
         self.rotate_action.setCheckable(True)
-        self.reset_action = self._action("Reset planes", "Back to the voxel-grid planes", self.reset_planes)
-        self.patient_action = self._action("Patient axes", "Reslice an oblique acquisition to straight axial, "
+        self.reset_action = self._action("Reset MPR planes", "Back to the voxel-grid planes", self.reset_planes)
+        self.patient_action = self._action("Reslice to patient axes", "Reslice an oblique acquisition to straight axial, "
                                            "coronal and sagittal planes", self.to_patient_axes)
+        self.mpr_actions = [self.rotate_action, self.reset_action, self.patient_action]
         session = grid.session
         session.volume_changed.connect(self.sync)
         session.planes.changed.connect(self.sync)
@@ -46,7 +48,6 @@ class ReadingToolbar(QtWidgets.QToolBar):
         action = QtGui.QAction(text, self)
         action.setToolTip(tip)
         action.triggered.connect(slot)
-        self.addAction(action)
         return action
 
     def sync(self) -> None:
