@@ -179,8 +179,9 @@ class ObliquePlane:
 
     def meets(self, volume: Volume, region, w: float) -> bool:
         """Whether the plane at offset w passes through the voxels of a (z, y, x) region."""
-        lo = [region[2 - i].start - 0.5 for i in range(3)]
-        hi = [region[2 - i].stop - 0.5 for i in range(3)]
+        spans = [region[2 - i].indices(volume.shape[2 - i])[:2] for i in range(3)]  # (x, y, z)
+        lo = [start - 0.5 for start, _ in spans]
+        hi = [stop - 0.5 for _, stop in spans]
         corners = volume.index_to_world(np.array(list(product(*zip(lo, hi)))))
         along = corners @ self.normal - w
         return bool(along.min() <= 0 <= along.max())

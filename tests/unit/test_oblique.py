@@ -125,3 +125,16 @@ def test_oblique_brush_paints_the_voxels_the_plane_cuts_within_the_radius():
     r_mm = np.hypot((cols + 0.5) * plane.pixel - cx, (rows + 0.5) * plane.pixel - cy)
     assert shown[r_mm <= radius - max(v.spacing)].all()
     assert not shown[r_mm > radius + max(v.spacing)].any()
+
+
+def test_a_turned_plane_knows_which_edited_regions_it_passes_through():
+    v = _rotated_volume()
+    plane = plane_for(v, plane_geometry(v, "axial"), rotation_about([1, 0, 0], np.radians(30)))
+    centre = v.index_to_world([10, 10, 7])
+    w = float(centre @ plane.normal)
+    assert plane.meets(v, (slice(6, 9), slice(9, 12), slice(9, 12)), w)
+    assert plane.meets(v, (slice(None), slice(None), slice(None)), w)
+    far = (slice(0, 1), slice(0, 1), slice(0, 1))
+    corner = v.index_to_world([0, 0, 0])
+    assert plane.meets(v, far, float(corner @ plane.normal))
+    assert not plane.meets(v, far, float(corner @ plane.normal) + 5 * max(v.spacing))
