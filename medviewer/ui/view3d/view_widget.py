@@ -277,6 +277,7 @@ class View3D(QtWidgets.QWidget):
         surfaces = self.scene.surfaces if self.scene is not None else None
         if surfaces is None or self.problem:
             return
+        showed = bool(self._watched)
         for event in self._watched:
             event.disconnect(self._surfaces_changed)
         try:
@@ -288,7 +289,8 @@ class View3D(QtWidgets.QWidget):
         self._watched += [h.display_changed for h in self.session.heatmaps]
         for event in self._watched:
             event.connect(self._surfaces_changed)
-        self._surfaces_changed()
+        if showed or self._watched:  # no layers before or now: nothing to mesh or to take away
+            self._surfaces_changed()
 
     def _surfaces_changed(self, *_args) -> None:
         if not self._surface_timer.isActive():
