@@ -277,3 +277,16 @@ def test_a_resize_renders_once_when_the_size_settles(qtbot, sphere_session):
     assert view.render_window.GetSize() == (320, 200)
     assert view.capture().shape == (200, 320, 3)
     view.close()
+
+
+def test_a_surface_that_cannot_be_made_is_said_under_the_rendering(qtbot, sphere_session, monkeypatch):
+    from medviewer.core.heatmap import HeatMap
+    view = make_view(qtbot, sphere_session)
+    if view.scene.surfaces is None or not hasattr(view.scene.surfaces, "problems"):
+        pytest.skip("label_surfaces is not there yet")
+    monkeypatch.setenv("MEDVIEWER_MEMORY_LIMIT", "100K")  # too little for the heat map's surface
+    sphere_session.add_heatmap(HeatMap(np.ones(sphere_session.volume.shape, np.float32), "big map", threshold=0.5))
+    settle(qtbot, view)
+    assert view._notice.isVisible() and view._notice.text().startswith("heat map 'big map': no 3D surface")
+    assert view.problem is None  # the rendering stays
+    view.close()

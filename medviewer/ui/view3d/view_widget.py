@@ -301,6 +301,7 @@ class View3D(QtWidgets.QWidget):
         if self._closed or surfaces is None:
             return
         surfaces.flush(budget_ms=SURFACE_BUDGET_MS)
+        self._set_notice("; ".join(filter(None, [self.scene.downsampled, *surfaces.problems()])))
         self.request_render()
         if surfaces.pending():
             self._surface_timer.start()
