@@ -66,17 +66,22 @@ def strokes(shape, labels: LabelMap, count: int = 9):
     return out
 
 
+def _all_labels(contour, labels: LabelMap, spacing):
+    """A whole-map contour filter of every label present, on the grid frame."""
+    from medviewer.ui.view3d.vtk_bridge import image_data
+    contour.SetInputData(image_data(labels.data, spacing))
+    for i, value in enumerate(labels.values_present()):
+        contour.SetValue(i, value)
+    return contour
+
+
 def bare_flying_edges(labels: LabelMap, spacing):
     """(ms, mesh) for bare VTK to mesh and smooth every label of the whole map (the same filters)."""
     from vtkmodules.vtkFiltersCore import vtkWindowedSincPolyDataFilter
     from vtkmodules.vtkFiltersGeneral import vtkDiscreteFlyingEdges3D
     from medviewer.ui.view3d import label_mesher
-    from medviewer.ui.view3d.vtk_bridge import image_data
     start = time.perf_counter()
-    contour = vtkDiscreteFlyingEdges3D()
-    contour.SetInputData(image_data(labels.data, spacing))
-    for i, value in enumerate(labels.values_present()):
-        contour.SetValue(i, value)
+    contour = _all_labels(vtkDiscreteFlyingEdges3D(), labels, spacing)
     contour.ComputeNormalsOff()
     contour.ComputeGradientsOff()
     smooth = vtkWindowedSincPolyDataFilter()
@@ -89,14 +94,10 @@ def bare_flying_edges(labels: LabelMap, spacing):
 
 
 def bare_surface_nets(labels: LabelMap, spacing) -> float:
+    """ms for vtkSurfaceNets3D (with its own smoothing) of every label of the whole map."""
     from vtkmodules.vtkFiltersCore import vtkSurfaceNets3D
-    from medviewer.ui.view3d.vtk_bridge import image_data
     start = time.perf_counter()
-    nets = vtkSurfaceNets3D()
-    nets.SetInputData(image_data(labels.data, spacing))
-    for i, value in enumerate(labels.values_present()):
-        nets.SetValue(i, value)
-    nets.Update()
+    _all_labels(vtkSurfaceNets3D(), labels, spacing).Update()
     return (time.perf_counter() - start) * 1000.0
 
 

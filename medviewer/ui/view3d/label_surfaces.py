@@ -12,7 +12,9 @@ the label has its own actor; the actors of one label share one vtkProperty, so c
 visibility change without re-meshing. An edit's region names the bricks it touched; in each, the
 labels to re-mesh are those present in the region now plus those whose voxel count in the brick
 changed (a label painted over or erased): between them they cover every label whose voxels there
-differ from what was meshed. A label gone from a brick loses that brick's actor.
+differ from what was meshed. A label gone from a brick loses that brick's actor. Point normals
+are summed over the bricks that share a seam point, so shading runs on across the cut faces
+(the bricks' normals equal those of the merged mesh).
 
 Opacity: the 2D views fill a label at `label.opacity` (0.5 by default) over the image; in 3D a
 surface at the default is opaque (as in 3D Slicer, whose 2D fill is 0.5 and 3D opacity 1), so a
