@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 
 # Qt's libraries for every platform and for xcb (a real X display): one list, derived from ldd
 SYSTEM_PACKAGES="$(sed -e 's/#.*//' installer/qt-system-packages.txt | awk 'NF {print $1}' | tr '\n' ' ')"
+# VTK (the 3D view) links to no system library but opens these at run time (dlopen): libGL/libEGL and
+# libX11 come with Qt's list; the X cursor library and Mesa's drivers (llvmpipe: software rendering where
+# there is no GPU driver, and EGL offscreen rendering without a display) are VTK's own
+SYSTEM_PACKAGES="$SYSTEM_PACKAGES libxcursor1 libgl1-mesa-dri libegl-mesa0"
 if [ "${1:-}" = "--test" ]; then
     # dciodvfy (dicom3tools) validates the DICOM SEG files; Xvfb + xauth give the desktop test an X
     # display (xvfb-run), xwininfo (x11-utils) finds its window

@@ -72,12 +72,23 @@ def _parser() -> argparse.ArgumentParser:
     shot = sub.add_parser("screenshot", help="render the viewer offscreen to a PNG")
     shot.add_argument("input", help="file, folder or DICOMDIR")
     shot.add_argument("--out", required=True, help="PNG file to write")
-    shot.add_argument("--layout", choices=["single", "mpr", "2x2"], default="mpr")
+    shot.add_argument("--layout", choices=["single", "mpr", "2x2", "2x2-3d", "3d"], default="mpr",
+                      help="3d: the 3D view alone (volume rendering and label surfaces); 2x2-3d: three "
+                           "slice views and the 3D view")
     group = shot.add_mutually_exclusive_group()
-    group.add_argument("--preset", help="window preset: brain, lung, bone, abdomen, mediastinum, auto ...")
+    group.add_argument("--preset", help="window preset: brain, lung, bone, abdomen, mediastinum, auto ...; "
+                                        "with --layout 3d a volume-rendering preset: ct-bone, ct-soft-tissue, "
+                                        "ct-lung, ct-angiography, mr-default, mr-angio")
     group.add_argument("--window", type=float, help="window width (use with --level)")
     shot.add_argument("--level", type=float, help="window level (centre)")
     shot.add_argument("--slice", type=int, help="slice number in the (first) view, 1-based as shown")
+    shot.add_argument("--labels", metavar="FILE", help="a label map (NIfTI, NRRD, DICOM SEG ...) to show "
+                                                       "over the image and as surfaces in 3D")
+    shot.add_argument("--render", choices=["volume", "mip", "surface"],
+                      help="3D layouts: volume rendering (default), maximum intensity projection, or "
+                           "the label surfaces alone")
+    shot.add_argument("--camera", choices=["A", "P", "L", "R", "S", "I"],
+                      help="3D layouts: look from the anterior, posterior, left, right, superior, inferior")
     shot.add_argument("--size", help="window size WIDTHxHEIGHT (default 1400x850)")
     shot.add_argument("--series", help="series id or 1-based number when INPUT holds several")
     shot.add_argument("--model", help="run this model from the AI panel first and show its result")
@@ -287,6 +298,12 @@ def check_screenshot_options(args) -> None:
             raise MedViewerError(f"--size {args.size}: width and height must be 64 to 16384 pixels")
     check_number("--window", args.window)
     check_number("--level", args.level, float("-inf"))  # any finite number
+    three_d = args.layout in ("3d", "2x2-3d")
+    if not three_d and (args.render or args.camera):
+        raise MedViewerError(f"--{'render' if args.render else 'camera'} is for the 3D layouts: "
+                             "add --layout 3d or --layout 2x2-3d")
+    if args.labels is not None and not os.path.isfile(args.labels):
+        raise MedViewerError(f"--labels {args.labels}: no such file")
 
 
 def _report_problems(found) -> None:

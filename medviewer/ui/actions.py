@@ -12,8 +12,10 @@ SHORTCUTS = [
     ("Pan", "Middle-button drag"),
     ("Window / level", "Right-button drag (horizontal: width, vertical: level)"),
     ("Move crosshair", "Left click or drag (Navigate tool)"),
+    ("Rotate the other two MPR planes (oblique MPR)", "Ctrl+Shift + left drag, or View > Rotate MPR planes"),
     ("Fit to window", "F (in a view) or Ctrl+0"),
-    ("Layouts: single / 1x3 / 2x2", "Ctrl+1 / Ctrl+2 / Ctrl+3"),
+    ("Layouts: single / 1x3 / 2x2 / 2x2 with 3D / 3D", "Ctrl+1 / Ctrl+2 / Ctrl+3 / Ctrl+4 / Ctrl+5"),
+    ("3D view: rotate / zoom / pan / pick", "Left drag / wheel or right drag / middle drag / click"),
     ("Presets: brain, lung, bone, abdomen, mediastinum", "Alt+1 … Alt+5; auto window: Alt+0"),
     ("Active label 1 … 9", "1 … 9"),
     ("Undo / redo a label edit", "Ctrl+Z / Ctrl+Shift+Z or Ctrl+Y"),
@@ -60,7 +62,8 @@ class Actions:
 
         view_menu = bar.addMenu("&View")
         group = QtGui.QActionGroup(win)
-        for key, (name, text) in enumerate([("single", "Single view"), ("1x3", "1×3 MPR"), ("2x2", "2×2 MPR")], 1):
+        for key, (name, text) in enumerate([("single", "Single view"), ("1x3", "1×3 MPR"), ("2x2", "2×2 MPR"),
+                                                  ("2x2-3d", "2×2 with 3D"), ("3d", "3D")], 1):
             a = self._action(view_menu, text, lambda _=False, n=name: win.set_layout(n), f"Ctrl+{key}", True)
             group.addAction(a)
             self.layout_actions[name] = a
@@ -74,6 +77,8 @@ class Actions:
         self.invert_action = self._action(view_menu, "Invert", lambda c: win.session.set_invert(c), "I", True)
         self.rotate_action = self._action(view_menu, "Rotate 90° (2D)", self.rotate, "R")
         self.flip_action = self._action(view_menu, "Flip horizontally (2D)", self.flip, "H")
+        view_menu.addSeparator()
+        view_menu.addActions(win.reading_toolbar.mpr_actions)  # oblique MPR: rotate, reset, patient axes
         for dock in win.docks.values():
             view_menu.addAction(dock.toggleViewAction())
 
@@ -107,7 +112,7 @@ class Actions:
         tb = win.addToolBar("Main")
         tb.setObjectName("toolbar-main")
         tb.addWidget(QtWidgets.QLabel(" Layout "))
-        for name in ("single", "1x3", "2x2"):
+        for name in ("single", "1x3", "2x2", "2x2-3d", "3d"):
             tb.addAction(self.layout_actions[name])
         tb.addSeparator()
         tb.addWidget(QtWidgets.QLabel(" Window "))
@@ -146,8 +151,10 @@ class Actions:
 
     def sync_to_volume(self, volume) -> None:
         self.invert_action.setChecked(self.win.session.invert)
-        for name in ("1x3", "2x2"):
+        for name in ("1x3", "2x2", "2x2-3d", "3d"):
             self.layout_actions[name].setEnabled(not volume.is_2d)
+            reason = "a 2D image has one plane and no 3D view" if volume.is_2d else ""
+            self.layout_actions[name].setToolTip(reason or self.layout_actions[name].text())
         self.rotate_action.setEnabled(volume.is_2d)
         self.flip_action.setEnabled(volume.is_2d)
         self.preset_combo.setCurrentIndex(0)

@@ -14,9 +14,10 @@ from medviewer.ui.annotation_wiring import AnnotationWiring
 from medviewer.ui.loader import Loader
 from medviewer.ui.panels import LayerPanel, MeasurementPanel
 from medviewer.ui.qt import Qt, QtCore, QtWidgets
+from medviewer.ui.reading_toolbar import ReadingToolbar
 from medviewer.ui.series_browser import SeriesBrowser
 from medviewer.ui.tag_browser import TagBrowser
-from medviewer.ui.viewer_grid import ViewerGrid
+from medviewer.ui.viewer_grid import LAYOUTS, ViewerGrid
 from medviewer.ui.volume_slider import VolumeBar
 
 NOTICE = "Research and demonstration software — NOT FOR CLINICAL USE"
@@ -99,7 +100,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabifyDockWidget(self.docks["Measurements"], self.docks["DICOM tags"])
         self.docks["AI"].raise_()
         self._build_status_bar()
+        self.reading_toolbar = ReadingToolbar(self.grid, self)  # slab; oblique MPR actions (issue 13)
         self.actions_ = build_actions(self)
+        self.addToolBar(self.reading_toolbar)  # beside the main toolbar: the views keep their height
         self.volume_bar = VolumeBar(self.loader, self)  # shown for a series of several volumes
         self.addToolBarBreak()
         self.addToolBar(self.volume_bar)
@@ -268,7 +271,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if s.value("state") is not None:
             self.restoreState(s.value("state"))
         layout = s.value("layout", "1x3")
-        if layout in ("single", "1x3", "2x2"):
+        if layout in LAYOUTS:
             self.set_layout(layout)
 
     def showEvent(self, ev) -> None:
@@ -292,6 +295,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.loader.shutdown()
         self.series_browser.shutdown()
         self.ai_panel.shutdown()  # cancels running models; their results are dropped
+        self.grid.close_3d()
         if getattr(self, "_no_questions", False):
             self.annotation.autosave()
         self.annotation.finish_background()
@@ -325,6 +329,30 @@ class MainWindow(QtWidgets.QMainWindow):
         self.grid.set_layout(name, plane)
         self.actions_.check_layout(self.grid.layout_name)
         self._sync_slider()
+        if self.grid.showing_3d:
+            self._show_3d_panel()
+
+    def _show_3d_panel(self) -> None:
+        """The "3D" dock, made with the 3D view; the 3D view's problem (no OpenGL ...) is reported once."""
+        if "3D" not in self.docks:
+            from medviewer.ui.view3d.panel import View3DPanel
+
+            view3d = self.grid.view3d()
+            panel = View3DPanel(view3d)
+            panel.message.connect(self.report_problem)
+            view3d.scene_changed.connect(panel.sync)
+            dock = QtWidgets.QDockWidget("3D", self)
+            dock.setObjectName("dock-3D")
+            panel.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Preferred)
+            dock.setWidget(_scrollable(panel))
+            self.addDockWidget(Qt.RightDockWidgetArea, dock)
+            self.tabifyDockWidget(self.docks["DICOM tags"], dock)
+            self.docks["3D"] = dock
+            self.panel_3d = panel
+            if view3d.problem:
+                self.report_problem(f"3D view: {view3d.problem}")
+        self.docks["3D"].show()
+        self.docks["3D"].raise_()
 
     def apply_preset(self, name: str) -> None:
         self.session.apply_preset(name)

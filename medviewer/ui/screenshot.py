@@ -9,7 +9,11 @@ def render_screenshot(paths: list[str], out: str, layout: str = "mpr", preset: s
                       window: float | None = None, level: float | None = None, slice_number: int | None = None,
                       size: tuple[int, int] = (1400, 850), series: str | None = None,
                       model: str | None = None, explain: str | None = None,
-                      model_dirs: list[str] | None = None, device: str | None = None) -> dict:
+                      model_dirs: list[str] | None = None, device: str | None = None,
+                      labels: str | None = None, render: str | None = None, camera: str | None = None) -> dict:
+    """layout: single, mpr (1x3), 2x2, 2x2-3d (three slice views and the 3D view) or 3d (the 3D view
+    alone: the PNG is the rendering, docks and toolbars hidden). With a 3D layout `preset` names a
+    volume-rendering preset (ct-bone ...) when it is one, else a window preset."""
     from medviewer.ui.main_window import MainWindow
     from medviewer.ui.qt import application
 
@@ -29,8 +33,22 @@ def render_screenshot(paths: list[str], out: str, layout: str = "mpr", preset: s
         win.open_paths(paths, wait=True)
     if win.session.volume is None:
         raise MedViewerError("nothing could be opened: " + ("; ".join(win.problems) or "no images"))
-    win.set_layout("single" if layout == "single" else ("2x2" if layout == "2x2" else "1x3"))
-    if preset:
+    if labels:
+        win.annotation.load_labels(labels)
+    three_d = layout in ("3d", "2x2-3d")
+    win.set_layout({"single": "single", "2x2": "2x2", "2x2-3d": "2x2-3d", "3d": "3d"}.get(layout, "1x3"))
+    view3d = win.grid.view3d() if three_d else None
+    if three_d and view3d.problem:
+        raise MedViewerError(f"no 3D view: {view3d.problem}")
+    vr_preset = None
+    if three_d and preset:
+        vr_preset = volume_preset(preset)  # None when it names no volume-rendering preset
+        if vr_preset is None and layout == "3d":
+            from medviewer.ui.view3d.transfer_functions import PRESETS
+
+            raise MedViewerError(f"--preset {preset!r} is not a volume-rendering preset; use one of "
+                                 + ", ".join(_key(name) for name in PRESETS))
+    if preset and vr_preset is None:
         win.apply_preset(preset)
     if window is not None or level is not None:
         w = win.session.window
@@ -48,14 +66,68 @@ def render_screenshot(paths: list[str], out: str, layout: str = "mpr", preset: s
         app.processEvents()
     win.grid.fit_all()
     app.processEvents()
-    image = win.grab()
-    if not image.save(out):
-        raise MedViewerError(f"{out}: could not write the PNG")
+    if three_d:
+        _set_up_3d(app, win, view3d, vr_preset, render, camera, alone=layout == "3d")
+    if layout == "3d":
+        save_rgb_png(out, view3d.capture())
+    else:
+        image = win.grab()
+        if not image.save(out):
+            raise MedViewerError(f"{out}: could not write the PNG")
     info = {"out": out, "source": win.session.source_id, "layout": win.grid.layout_name,
             "window": [win.session.window.width, win.session.window.level],
             "cursor": [int(v) for v in win.session.cursor], "problems": list(win.problems), "runs": runs}
     win.close()
     return info
+
+
+def _key(name: str) -> str:
+    return "-".join(name.lower().replace("_", " ").replace("-", " ").split())
+
+
+def volume_preset(text: str) -> str | None:
+    """The volume-rendering preset that `text` names ("ct-bone", "CT bone", Slicer's "CT-Bone"), or None."""
+    from medviewer.ui.view3d.transfer_functions import PRESETS
+
+    return next((name for name in PRESETS if _key(name) == _key(text)), None)
+
+
+def save_rgb_png(out: str, rgb) -> None:
+    from PIL import Image
+
+    from medviewer.io.messages import os_reason
+    from medviewer.io.writer import write_atomically
+
+    try:
+        write_atomically(out, lambda fh: Image.fromarray(rgb).save(fh, format="PNG"), suffix=".png")
+    except OSError as exc:
+        raise MedViewerError(f"{out}: could not write the PNG: {os_reason(exc)}") from exc
+
+
+def _set_up_3d(app, win, view3d, preset: str | None, render: str | None, camera: str | None, alone: bool) -> None:
+    """The 3D view as the user would set it up from the 3D panel; with `alone` only the 3D view is
+    shown, so that the rendering fills the window."""
+    if alone:
+        for dock in win.docks.values():
+            dock.hide()
+        from medviewer.ui.qt import QtWidgets
+
+        for bar in win.findChildren(QtWidgets.QToolBar):
+            bar.hide()
+        app.processEvents()
+    scene = view3d.scene
+    if render:
+        scene.set_render_mode(render)
+    if preset:
+        scene.set_preset(preset)
+    if camera:
+        scene.set_camera(camera)
+    if alone:  # the PNG is view3d.capture(): its one frame is rendered then
+        if scene.surfaces is not None:
+            scene.surfaces.flush()
+    else:  # the window is grabbed: the frame must be in the widget
+        view3d.flush()
+        app.processEvents()
 
 
 def _run_models(app, win, model: str | None, explain: str | None) -> list[str]:

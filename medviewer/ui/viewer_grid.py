@@ -1,4 +1,7 @@
-"""The view layouts: one view, 1x3 and 2x2 multi-planar (axial, coronal, sagittal + cursor info)."""
+"""The view layouts: one view, 1x3 and 2x2 multi-planar (axial, coronal, sagittal + cursor info),
+2x2 with the 3D view in the fourth pane, and the 3D view alone.
+
+The 3D view (VTK) is made on first use, so that opening the viewer does not import VTK (0.9 s)."""
 from __future__ import annotations
 
 import html
@@ -8,7 +11,8 @@ from medviewer.core.slicing import PLANES
 from medviewer.ui.qt import QtWidgets, Qt, Signal
 from medviewer.ui.slice_view import SliceView
 
-LAYOUTS = ("single", "1x3", "2x2")
+LAYOUTS = ("single", "1x3", "2x2", "2x2-3d", "3d")
+LAYOUTS_3D = ("2x2-3d", "3d")
 
 
 class CursorInfo(QtWidgets.QLabel):
@@ -46,6 +50,7 @@ class ViewerGrid(QtWidgets.QWidget):
         self.session = session
         self.views = {plane: SliceView(session, plane) for plane in PLANES}
         self.info = CursorInfo(session)
+        self._view3d = None
         self.layout_name = "1x3"
         self.single_plane = "axial"
         self.active_plane = "axial"
@@ -66,7 +71,7 @@ class ViewerGrid(QtWidgets.QWidget):
             raise ValueError(f"unknown layout {name!r}; use one of {LAYOUTS}")
         volume = self.session.volume
         if volume is not None and volume.is_2d:
-            name = "single"  # a 2D image has one plane
+            name = "single"  # a 2D image has one plane, and no 3D view
             plane = "axial"
         self.layout_name = name
         if plane:
@@ -83,9 +88,12 @@ class ViewerGrid(QtWidgets.QWidget):
             self._set_active(self.single_plane)
         elif name == "1x3":
             cells = [(self.views[p], 0, i) for i, p in enumerate(PLANES)]
+        elif name == "3d":
+            cells = [(self.view3d(), 0, 0)]
         else:
+            fourth = self.view3d() if name == "2x2-3d" else self.info
             cells = [(self.views["axial"], 0, 0), (self.views["coronal"], 0, 1),
-                     (self.views["sagittal"], 1, 0), (self.info, 1, 1)]
+                     (self.views["sagittal"], 1, 0), (fourth, 1, 1)]
         self._cells = [widget for widget, _, _ in cells]
         for widget, row, col in cells:
             self._grid.addWidget(widget, row, col)
@@ -95,6 +103,24 @@ class ViewerGrid(QtWidgets.QWidget):
     def showEvent(self, ev) -> None:
         super().showEvent(ev)
         self.info.refresh()
+
+    def view3d(self):
+        """The 3D view, made on first use (VTK is imported then)."""
+        if self._view3d is None:
+            from medviewer.ui.view3d.view_widget import View3D
+
+            self._view3d = View3D(self.session, self)
+            self._view3d.hide()
+        return self._view3d
+
+    @property
+    def showing_3d(self) -> bool:
+        return self._view3d is not None and self._view3d in self._cells
+
+    def close_3d(self) -> None:
+        """Release VTK's window before the widgets go (VTK wants the widget closed before Finalize)."""
+        if self._view3d is not None:
+            self._view3d.close()
 
     def visible_views(self) -> list[SliceView]:
         return [v for v in self.views.values() if v in self._cells]
