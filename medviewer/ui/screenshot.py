@@ -67,7 +67,7 @@ def render_screenshot(paths: list[str], out: str, layout: str = "mpr", preset: s
     win.grid.fit_all()
     app.processEvents()
     if three_d:
-        _set_up_3d(app, win, view3d, vr_preset, render, camera, alone=layout == "3d")
+        _set_up_3d(app, win, view3d, vr_preset, render, camera, alone=layout == "3d", size=size)
     if layout == "3d":
         save_rgb_png(out, view3d.capture())
     else:
@@ -104,7 +104,8 @@ def save_rgb_png(out: str, rgb) -> None:
         raise MedViewerError(f"{out}: could not write the PNG: {os_reason(exc)}") from exc
 
 
-def _set_up_3d(app, win, view3d, preset: str | None, render: str | None, camera: str | None, alone: bool) -> None:
+def _set_up_3d(app, win, view3d, preset: str | None, render: str | None, camera: str | None, alone: bool,
+               size: tuple[int, int]) -> None:
     """The 3D view as the user would set it up from the 3D panel; with `alone` only the 3D view is
     shown, so that the rendering fills the window."""
     if alone:
@@ -114,6 +115,9 @@ def _set_up_3d(app, win, view3d, preset: str | None, render: str | None, camera:
 
         for bar in win.findChildren(QtWidgets.QToolBar):
             bar.hide()
+        win.menuBar().hide()
+        win.statusBar().hide()
+        win.resize(*size)  # the window may shrink now: the rendering is the whole PNG, at --size
         app.processEvents()
     scene = view3d.scene
     if render:

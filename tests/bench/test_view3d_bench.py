@@ -37,7 +37,7 @@ pytestmark = pytest.mark.bench
 ROUNDS, FRAMES = 3, 6
 MAX_RATIO_3D, MAX_RATIO_2D = 1.2, 1.1
 HIPPO_IMAGE = DEMO / "mri_hippocampus" / "hippocampus_001.nii.gz"
-HIPPO_LABELS = DEMO / "labels" / "hippocampus_001.nii.gz"
+HIPPO_LABELS = DEMO.parent / "demo_labels" / "hippocampus_001.nii.gz"
 
 
 @pytest.fixture

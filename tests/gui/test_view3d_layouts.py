@@ -10,7 +10,7 @@ from tests.conftest import DEMO
 from tests.gui.test_view3d_scene import foreground
 
 HIPPO = DEMO / "mri_hippocampus" / "hippocampus_001.nii.gz"
-HIPPO_LABELS = DEMO / "labels" / "hippocampus_001.nii.gz"
+HIPPO_LABELS = DEMO.parent / "demo_labels" / "hippocampus_001.nii.gz"
 XRAY = DEMO / "xray" / "chest_xray_pneumonia.jpeg"
 
 

@@ -325,3 +325,28 @@ def test_pick_and_clip_a_label_surface(scene):
     beyond = surface_point(volume, (0.8, -0.6, 0))  # a surface point in the clipped half
     picked = scene.pick(*_display_of(scene, volume.index_to_world(beyond)))
     assert picked is None or abs(picked[0] - beyond[0]) > 3
+
+
+def test_a_translucent_label_surface_is_drawn_in_and_over_the_volume(scene):
+    """Depth peeling (translucent surfaces in the right order) on a window without an alpha channel
+    or with multisampling drew a blank frame on EGL/llvmpipe; Scene3D sets the window up for it."""
+    from medviewer.core.labels import LabelMap, palette_colour
+    volume = sphere_volume()
+    scene.set_volume(volume)
+    labels = LabelMap(volume.shape, "sphere", data=(volume.data > 0).astype(np.uint8))
+    labels.set_display(opacity=0.4)
+    scene.surfaces.set_label_maps([labels])
+    scene.surfaces.flush()
+    scene.set_camera("A")
+    for mode in ("surface", "volume"):
+        scene.set_render_mode(mode)
+        rgb = scene.capture()
+        assert foreground(rgb).mean() > 0.05, mode
+    scene.set_render_mode("surface")
+    rgb = scene.capture().astype(float)
+    centre = _display_of(scene, volume.index_to_world(SPHERE["centre"]))
+    h = rgb.shape[0]
+    pixel = rgb[h - 1 - int(centre[1]), int(centre[0])]  # display y runs upwards
+    colour = np.asarray(palette_colour(1), float)
+    cos = pixel @ colour / (np.linalg.norm(pixel) * np.linalg.norm(colour))
+    assert cos > 0.9, (pixel, colour)  # the label's colour, blended with the background

@@ -55,6 +55,15 @@ class Scene3D:
         self.render_window = render_window
         self.renderer = vtkRenderer()
         self.renderer.SetBackground(*BACKGROUND)
+        # translucent label surfaces (opacity < 1) in the right order, also inside the rendered volume;
+        # VTK peels only while something translucent is shown; peeling needs an alpha channel and no
+        # multisampling (with either missing, EGL/llvmpipe drew a blank frame)
+        render_window.SetAlphaBitPlanes(1)
+        render_window.SetMultiSamples(0)
+        self.renderer.SetUseDepthPeeling(True)
+        self.renderer.SetUseDepthPeelingForVolumes(True)
+        self.renderer.SetMaximumNumberOfPeels(4)
+        self.renderer.SetOcclusionRatio(0.1)
         render_window.AddRenderer(self.renderer)
         # called after every change; View3D coalesces it into one render per event-loop turn
         self.request_render = request_render or (lambda: None)
