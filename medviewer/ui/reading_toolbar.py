@@ -42,6 +42,8 @@ class ReadingToolbar(QtWidgets.QToolBar):
         session = grid.session
         session.volume_changed.connect(self.sync)
         session.planes.changed.connect(self.sync)
+        for view in grid.views.values():  # another tool chosen elsewhere (Tools menu) unchecks Rotate
+            view.tool_set.connect(lambda tool: self.rotate_action.setChecked(tool == "rotate"))
         self.sync()
 
     def _action(self, text: str, tip: str, slot) -> QtGui.QAction:

@@ -106,6 +106,7 @@ class _ViewBox(pg.ViewBox):
 class SliceView(ObliqueMpr, QtWidgets.QWidget):
     hovered = Signal(object)  # a Session.probe() dict for the voxel under the mouse
     activated = Signal(str)  # the plane, when the user works in this view
+    tool_set = Signal(str)  # the view's mouse tool changed (navigate, distance, angle, rotate)
 
     def __init__(self, session: Session, plane: str, parent=None):
         super().__init__(parent)
@@ -633,6 +634,7 @@ class SliceView(ObliqueMpr, QtWidgets.QWidget):
         self.tool = tool
         self._pending.clear()
         self._draw_measurements()
+        self.tool_set.emit(tool)
 
     def set_display_transform(self, rotation: int, flip_h: bool) -> None:
         self.rotation, self.flip_h = rotation % 4, flip_h

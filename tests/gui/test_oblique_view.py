@@ -241,3 +241,23 @@ def test_ctrl_shift_drag_turns_the_planes_even_with_a_paint_tool(win, qtbot):
     assert session.active_labels is None or not session.active_labels.data.any()  # nothing painted
     normal = coronal._view_axes()[:, 2]
     assert np.allclose(planes.rotations["axial"] @ normal, normal)  # turned about the coronal normal
+
+
+def test_the_view_menu_rotate_tool_follows_the_tool_chosen_elsewhere(qtbot):
+    from medviewer.core.session import Session
+    from medviewer.ui.reading_toolbar import ReadingToolbar
+    from medviewer.ui.viewer_grid import ViewerGrid
+
+    session = Session()
+    grid = ViewerGrid(session)
+    qtbot.addWidget(grid)
+    bar = ReadingToolbar(grid)
+    assert not bar.rotate_action.isEnabled()  # nothing open
+    from medviewer.core import Volume
+
+    session.set_volume(Volume(np.zeros((4, 8, 8), np.int16)))
+    bar.rotate_action.trigger()
+    assert bar.rotate_action.isChecked() and all(v.tool == "rotate" for v in grid.views.values())
+    for view in grid.views.values():  # the Tools menu's Distance
+        view.set_tool("distance")
+    assert not bar.rotate_action.isChecked()
