@@ -142,3 +142,20 @@ def test_a_brush_stroke_in_a_slice_view_moves_the_label_surface(qtbot, opengl):
     assert grew.any(), (before, after, painted)
     assert np.all(after[0] - 2.5 <= painted) and np.all(painted <= after[1] + 2.5)  # the new surface is there
     ctl.set_tool(None)
+
+
+def test_turning_the_2d_planes_turns_the_planes_in_3d(qtbot, opengl):
+    from medviewer.core.oblique import plane_normal
+
+    win = window(qtbot, DEMO / "ct_chest_20")
+    win.set_layout("2x2-3d")
+    view3d = win.grid.view3d()
+    settle(qtbot, view3d)
+    win.panel_3d.planes.setChecked(True)  # "Show the slice planes"
+    volume = win.session.volume
+    win.session.planes.rotate("axial", plane_normal(volume, "axial", np.eye(3)), np.radians(20))
+    scene = view3d.scene
+    coronal = scene._planes[scene._plane_axes["coronal"]].GetMapper().GetSlicePlane()
+    assert np.allclose(coronal.GetNormal(), plane_normal(volume, "coronal", win.session.planes.rotations["coronal"]))
+    win.session.planes.reset()
+    assert np.allclose(coronal.GetNormal(), plane_normal(volume, "coronal", np.eye(3)))

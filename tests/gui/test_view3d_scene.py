@@ -350,3 +350,40 @@ def test_a_translucent_label_surface_is_drawn_in_and_over_the_volume(scene):
     colour = np.asarray(palette_colour(1), float)
     cos = pixel @ colour / (np.linalg.norm(pixel) * np.linalg.norm(colour))
     assert cos > 0.9, (pixel, colour)  # the label's colour, blended with the background
+
+
+def test_the_planes_in_3d_turn_with_the_2d_views_oblique_mpr(scene):
+    from medviewer.core.oblique import MprPlanes, plane_normal
+    volume = sphere_volume()
+    scene.set_volume(volume)
+    scene.set_render_mode("surface")
+    cursor = np.array(SPHERE["centre"], float)
+    scene.show_planes(True, cursor)
+    scene.set_camera("S")
+    grid = scene.capture()
+    planes = MprPlanes()
+    axial_normal = plane_normal(volume, "axial", np.eye(3))
+    planes.rotate("axial", axial_normal, np.radians(30))  # turns the coronal and sagittal planes
+    scene.set_plane_rotations(planes.rotations, planes.pivot(volume, cursor))
+    normals = {axis: np.array(a.GetMapper().GetSlicePlane().GetNormal()) for axis, a in enumerate(scene._planes)}
+    for view in ("coronal", "sagittal", "axial"):
+        axis = scene._plane_axes[view]
+        assert np.allclose(normals[axis], plane_normal(volume, view, planes.rotations[view]), atol=1e-9), view
+    assert abs(normals[scene._plane_axes["coronal"]] @ volume.direction[:, 1]) == pytest.approx(np.cos(np.radians(30)))
+    turned = scene.capture()
+    assert np.abs(turned.astype(int) - grid).mean() > 1  # seen from above, the two planes turned
+    # a click on the turned coronal plane, off the grid plane, picks a point of the turned plane
+    centre = volume.index_to_world(cursor)
+    along = np.cross(normals[scene._plane_axes["coronal"]], axial_normal)
+    target = centre + 12.0 * along / np.linalg.norm(along) + 6.0 * axial_normal
+    scene.set_camera("A")
+    for view in ("sagittal", "axial"):  # only the coronal plane in the way of the click
+        scene._planes[scene._plane_axes[view]].SetVisibility(False)
+    picked = scene.pick(*_display_of(scene, target))
+    assert picked is not None
+    offset = volume.index_to_world(picked) - centre
+    assert abs(offset @ normals[scene._plane_axes["coronal"]]) <= 1.6  # on the turned plane (within a voxel)
+    assert np.linalg.norm(volume.index_to_world(picked) - target) <= 2.5  # where the click was
+    scene.set_plane_rotations(None)
+    assert np.allclose(scene._planes[scene._plane_axes["coronal"]].GetMapper().GetSlicePlane().GetNormal(),
+                       volume.direction[:, 1])

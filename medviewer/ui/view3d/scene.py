@@ -91,6 +91,9 @@ class Scene3D:
         self._octant = None
         self._planes: list = []  # three vtkImageSlice (x, y, z), made on first show
         self._planes_on = False
+        self._plane_rotations: dict | None = None  # {view plane: 3x3} from the 2D views' oblique MPR
+        self._plane_centre = None
+        self._plane_axes: dict[str, int] = {}  # view plane -> the index axis normal to it
         self._plane_window = (400.0, 40.0)
         self.surfaces = _label_surfaces(self.renderer)
         self.renderer.AddObserver("StartEvent", self._before_render)
@@ -130,6 +133,9 @@ class Scene3D:
         for actor in self._planes:
             self.renderer.RemoveViewProp(actor)
         self._planes = []
+        from medviewer.core.slicing import PLANES, plane_geometry
+        self._plane_axes = {name: plane_geometry(volume, name).normal_axis for name in PLANES}
+        self._plane_rotations, self._plane_centre = None, None
         self._cursor = np.array([s // 2 for s in volume.size], dtype=float)
         self._volume_preset = tf.default_preset(volume.modality)
         self.set_preset(tf.default_preset(volume.modality, mip=self.render_mode == "mip"))
@@ -313,14 +319,16 @@ class Scene3D:
             self.request_render()
 
     def _make_planes(self) -> None:
-        from vtkmodules.vtkRenderingCore import vtkImageSlice, vtkImageSliceMapper
+        from vtkmodules.vtkCommonDataModel import vtkPlane
+        from vtkmodules.vtkRenderingImage import vtkImageResliceMapper
+        from vtkmodules.vtkRenderingCore import vtkImageSlice
         if self._full_image is None:
             self._full_image = bridge.image_data(self.volume.data, self.volume.spacing)
         matrix = bridge.grid_to_world(self.volume)
-        for orientation in range(3):  # 0: the x slice (sagittal), 1: y (coronal), 2: z (axial)
-            mapper = vtkImageSliceMapper()
+        for _axis in range(3):  # the planes normal to index x (sagittal), y (coronal), z (axial)
+            mapper = vtkImageResliceMapper()  # any plane: the 2D views' turned planes too
             mapper.SetInputData(self._full_image)
-            mapper.SetOrientation(orientation)
+            mapper.SetSlicePlane(vtkPlane())  # in world coordinates; placed by update_planes
             actor = vtkImageSlice()
             actor.SetMapper(mapper)
             actor.SetUserMatrix(matrix)
@@ -330,11 +338,33 @@ class Scene3D:
             self.renderer.AddViewProp(actor)
             self._planes.append(actor)
 
+    def set_plane_rotations(self, rotations: dict | None, centre=None) -> None:
+        """The 2D views' turned planes (oblique MPR): {plane: 3x3 world rotation} and the world point
+        where they cross (None: the cursor voxel's centre); None rotations: the grid planes."""
+        self._plane_rotations = dict(rotations) if rotations else None
+        self._plane_centre = None if centre is None else np.asarray(centre, dtype=float)
+        self.update_planes(self._cursor)
+
     def update_planes(self, cursor) -> None:
         """Move the planes (and the crosshair clip) to the cursor (x, y, z); cheap."""
         self._cursor = np.asarray(cursor, dtype=float)
-        for axis, actor in enumerate(self._planes):
-            actor.GetMapper().SetSliceNumber(int(round(self._cursor[axis])))
+        if self._planes and self.volume is not None:
+            v = self.volume
+            centre = v.index_to_world(self._cursor)
+            if self._plane_centre is not None and np.array_equal(  # the exact crossing, while in this voxel
+                    np.round(v.world_to_index(self._plane_centre)), np.round(self._cursor)):
+                centre = self._plane_centre
+            direction = v.direction / np.linalg.norm(v.direction, axis=0)
+            rotations = self._plane_rotations or {}
+            for axis, actor in enumerate(self._planes):
+                normal = direction[:, axis]
+                view = next((name for name, a in self._plane_axes.items() if a == axis), None)
+                if view in rotations:
+                    normal = np.asarray(rotations[view], float) @ normal
+                plane = actor.GetMapper().GetSlicePlane()
+                plane.SetOrigin(*centre)
+                plane.SetNormal(*normal)
+                actor.GetMapper().Modified()
         self._octant = None
         if self.follows_cursor:
             self.request_render()

@@ -167,7 +167,8 @@ class View3D(QtWidgets.QWidget):
         s = self.session
         return ((s.volume_changed, self._load_volume), (s.image_replaced, self._load_volume),
                 (s.label_layers_changed, self._follow_layers), (s.heatmaps_changed, self._follow_layers),
-                (s.cursor_changed, self._cursor_moved), (s.window_changed, self._window_changed))
+                (s.cursor_changed, self._cursor_moved), (s.window_changed, self._window_changed),
+                (s.planes.changed, self._planes_turned), (s.planes.moved, self._planes_turned))
 
     # --- VTK --------------------------------------------------------------------------
     def _make_vtk(self, max_texture_3d) -> None:
@@ -314,6 +315,14 @@ class View3D(QtWidgets.QWidget):
             self.scene.surfaces.flush()
         self._surface_timer.stop()
         self._render_now(even_hidden=True)
+
+    def _planes_turned(self, *_args) -> None:
+        """The 2D views' planes were turned (oblique MPR): the planes in 3D turn with them."""
+        volume, planes = self.session.volume, self.session.planes
+        if self.scene is None or self.problem or volume is None:
+            return
+        self.scene.set_plane_rotations(planes.rotations if planes.is_rotated() else None,
+                                       planes.pivot(volume, self.session.cursor))
 
     def _cursor_moved(self, cursor) -> None:
         if self.scene is not None and not self.problem and self.scene.follows_cursor:
