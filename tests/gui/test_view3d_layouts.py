@@ -100,7 +100,7 @@ def test_without_opengl_the_3d_pane_gives_the_reason_and_the_2d_views_keep_worki
     assert image is not None and image.std() > 0  # the slice view still shows the CT
 
 
-def test_a_brush_stroke_in_a_slice_view_moves_the_label_surface(qtbot, opengl):
+def test_a_brush_stroke_in_a_slice_view_moves_the_label_surface(qtbot, opengl, tmp_path):
     win = window(qtbot, HIPPO)
     win.annotation.load_labels(str(HIPPO_LABELS))
     win.set_layout("2x2-3d")
@@ -142,6 +142,16 @@ def test_a_brush_stroke_in_a_slice_view_moves_the_label_surface(qtbot, opengl):
     assert grew.any(), (before, after, painted)
     assert np.all(after[0] - 2.5 <= painted) and np.all(painted <= after[1] + 2.5)  # the new surface is there
     ctl.set_tool(None)
+    # the 3D dock's export writes each label's surface, in world mm, where the 3D view shows it
+    from vtkmodules.vtkIOGeometry import vtkSTLReader
+
+    written = win.panel_3d.export(str(tmp_path / "hippo.stl"))
+    assert len(written) == 2 and all(str(p).endswith(".stl") for p in written)
+    reader = vtkSTLReader()
+    reader.SetFileName(str(next(p for p in written if "_1_" in str(p))))
+    reader.Update()
+    lo, hi = np.array(reader.GetOutput().GetBounds()[0::2]), np.array(reader.GetOutput().GetBounds()[1::2])
+    assert np.allclose(lo, after[0], atol=0.6) and np.allclose(hi, after[1], atol=0.6)
 
 
 def test_turning_the_2d_planes_turns_the_planes_in_3d(qtbot, opengl):
