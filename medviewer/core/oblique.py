@@ -134,11 +134,16 @@ class MprPlanes:
     def pivot(self, volume: Volume, cursor) -> np.ndarray:
         """Where the planes cross (world): the exact centre an oblique view set, as long as it
         still lies in the cursor's voxel; else the cursor voxel's centre."""
-        if self.centre is not None:
-            ijk = np.round(volume.world_to_index(self.centre))
-            if np.array_equal(ijk, np.asarray(cursor, float)):
-                return self.centre
-        return volume.index_to_world(cursor)
+        return crossing_point(volume, self.centre, cursor)
+
+
+def crossing_point(volume: Volume, centre, cursor) -> np.ndarray:
+    """`centre` (world) while it lies in the cursor's voxel, else the cursor voxel's centre."""
+    if centre is not None:
+        ijk = np.round(volume.world_to_index(centre))
+        if np.array_equal(ijk, np.round(np.asarray(cursor, float))):
+            return np.asarray(centre, float)
+    return volume.index_to_world(cursor)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from medviewer.core.errors import MedViewerError
+from medviewer.core.oblique import crossing_point, plane_normal
 from medviewer.core.volume import Volume
 from medviewer.ui.view3d import transfer_functions as tf
 from medviewer.ui.view3d import vtk_bridge as bridge
@@ -350,17 +351,11 @@ class Scene3D:
         self._cursor = np.asarray(cursor, dtype=float)
         if self._planes and self.volume is not None:
             v = self.volume
-            centre = v.index_to_world(self._cursor)
-            if self._plane_centre is not None and np.array_equal(  # the exact crossing, while in this voxel
-                    np.round(v.world_to_index(self._plane_centre)), np.round(self._cursor)):
-                centre = self._plane_centre
-            direction = v.direction / np.linalg.norm(v.direction, axis=0)
+            centre = crossing_point(v, self._plane_centre, self._cursor)
             rotations = self._plane_rotations or {}
-            for axis, actor in enumerate(self._planes):
-                normal = direction[:, axis]
-                view = next((name for name, a in self._plane_axes.items() if a == axis), None)
-                if view in rotations:
-                    normal = np.asarray(rotations[view], float) @ normal
+            for view, axis in self._plane_axes.items():
+                normal = plane_normal(v, view, rotations.get(view, np.eye(3)))
+                actor = self._planes[axis]
                 plane = actor.GetMapper().GetSlicePlane()
                 plane.SetOrigin(*centre)
                 plane.SetNormal(*normal)
