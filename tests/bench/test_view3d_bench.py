@@ -97,9 +97,8 @@ def _bare_volume(volume, preset, size):
 def _bare_surfaces(labels: np.ndarray, volume, colours, size):
     """Bare VTK: vtkSurfaceNets3D of the whole map, one actor per label, the label colours."""
     from medviewer.ui.view3d import vtk_bridge
-    from vtkmodules.vtkFiltersCore import vtkThreshold
+    from vtkmodules.vtkFiltersCore import vtkSurfaceNets3D, vtkThreshold
     from vtkmodules.vtkFiltersGeometry import vtkGeometryFilter
-    from vtkmodules.vtkFiltersCore import vtkSurfaceNets3D
     from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
 
     rw, ren = _bare_window(size)
@@ -208,10 +207,7 @@ def _rotation_table(app, win, bare, name: str) -> tuple[float, float]:
 
 
 def test_rotation_fps_and_first_frame_against_bare_vtk(window):
-    from medviewer.io import discover
-
     app, win = window
-    volume_t = time.perf_counter()
     win.open_paths([str(DEMO / "ct_chest_20")], wait=True)
     volume = win.session.volume
     t = time.perf_counter()
@@ -224,7 +220,6 @@ def test_rotation_fps_and_first_frame_against_bare_vtk(window):
     bare_ct = _bare_volume(volume, "CT bone", size)
     bare_ct[0].Render()
     first_bare = (time.perf_counter() - t) * 1000
-    del volume_t
     print(f"\n3D view {size[0]}x{size[1]} px, {view3d.scene.render_window.GetClassName()}, "
           f"medians of {ROUNDS * FRAMES} frames")
     print(f"{'':42s} {'ours ms':>9s} {'bare ms':>9s} {'ours fps':>7s} {'bare fps':>7s} {'ratio':>6s}")

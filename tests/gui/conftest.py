@@ -19,16 +19,24 @@ def isolated_settings(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def demo_window(qtbot):
-    """A shown main window with the demo CT open (call with a size)."""
-    def make(width: int = 1400, height: int = 850):
-        from medviewer.ui.main_window import MainWindow
+def window(qtbot):
+    """A shown main window with PATH open (call with the path and a size)."""
+    from medviewer.ui.main_window import MainWindow
 
+    def make(path, size=(1400, 850)):
         w = MainWindow()
         qtbot.addWidget(w)
-        w.resize(width, height)
+        w.resize(*size)
         w.show()
-        w.open_paths([str(DEMO / "ct_chest_20")], wait=True)
+        w.open_paths([str(path)], wait=True)
         assert w.session.volume is not None
         return w
+    return make
+
+
+@pytest.fixture
+def demo_window(window):
+    """A shown main window with the demo CT open (call with a size)."""
+    def make(width: int = 1400, height: int = 850):
+        return window(DEMO / "ct_chest_20", (width, height))
     return make

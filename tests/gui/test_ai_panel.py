@@ -29,21 +29,6 @@ def _shot(window, tmp_path, name):
     return path
 
 
-@pytest.fixture
-def window(qtbot):
-    from medviewer.ui.main_window import MainWindow
-
-    def make(path, size=(1400, 850)):
-        w = MainWindow()
-        qtbot.addWidget(w)
-        w.resize(*size)
-        w.show()
-        w.open_paths([str(path)], wait=True)
-        assert w.session.volume is not None
-        return w
-    yield make
-
-
 def _run(qtbot, panel, model, task=None, timeout=120_000):
     assert panel.select_model(model), [e.name for e in panel.entries]
     with qtbot.waitSignal(panel.run_finished, timeout=timeout) as blocker:

@@ -29,20 +29,8 @@ def settle(qtbot, view3d) -> None:
                     timeout=60000)
 
 
-def window(qtbot, path, size=(1300, 850)):
-    from medviewer.ui.main_window import MainWindow
-
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(*size)
-    win.show()
-    win.open_paths([str(path)], wait=True)
-    assert win.session.volume is not None
-    return win
-
-
-def test_2x2_with_3d_shows_the_rendering_in_the_fourth_pane_and_the_panel_drives_it(qtbot, opengl, tmp_path):
-    win = window(qtbot, DEMO / "ct_chest_20")
+def test_2x2_with_3d_shows_the_rendering_in_the_fourth_pane_and_the_panel_drives_it(qtbot, window, opengl, tmp_path):
+    win = window(DEMO / "ct_chest_20")
     win.actions_.layout_actions["2x2-3d"].trigger()  # View > 2x2 with 3D, as a user chooses it
     view3d = win.grid.view3d()
     settle(qtbot, view3d)
@@ -73,8 +61,8 @@ def test_2x2_with_3d_shows_the_rendering_in_the_fourth_pane_and_the_panel_drives
     assert win.grid.visible_views() == [] and view3d.isVisible()
 
 
-def test_a_2d_image_has_no_3d_layout_and_says_why(qtbot):
-    win = window(qtbot, XRAY)
+def test_a_2d_image_has_no_3d_layout_and_says_why(window):
+    win = window(XRAY)
     for name in ("2x2-3d", "3d"):
         action = win.actions_.layout_actions[name]
         assert not action.isEnabled() and "2D image" in action.toolTip()
@@ -83,12 +71,12 @@ def test_a_2d_image_has_no_3d_layout_and_says_why(qtbot):
     assert not win.grid.showing_3d
 
 
-def test_without_opengl_the_3d_pane_gives_the_reason_and_the_2d_views_keep_working(qtbot, monkeypatch):
+def test_without_opengl_the_3d_pane_gives_the_reason_and_the_2d_views_keep_working(window, monkeypatch):
     from medviewer.ui.view3d import view_widget
 
     reason = "3D view unavailable: no usable OpenGL 3.2 here (test)"
     monkeypatch.setattr(view_widget.bridge, "opengl_problem", lambda: reason)
-    win = window(qtbot, DEMO / "ct_chest_20")
+    win = window(DEMO / "ct_chest_20")
     win.set_layout("2x2-3d")
     view3d = win.grid.view3d()
     assert view3d.problem == reason
@@ -100,8 +88,8 @@ def test_without_opengl_the_3d_pane_gives_the_reason_and_the_2d_views_keep_worki
     assert image is not None and image.std() > 0  # the slice view still shows the CT
 
 
-def test_a_brush_stroke_in_a_slice_view_moves_the_label_surface(qtbot, opengl, tmp_path):
-    win = window(qtbot, HIPPO)
+def test_a_brush_stroke_in_a_slice_view_moves_the_label_surface(qtbot, window, opengl, tmp_path):
+    win = window(HIPPO)
     win.annotation.load_labels(str(HIPPO_LABELS))
     win.set_layout("2x2-3d")
     view3d = win.grid.view3d()
@@ -154,10 +142,10 @@ def test_a_brush_stroke_in_a_slice_view_moves_the_label_surface(qtbot, opengl, t
     assert np.allclose(lo, after[0], atol=0.6) and np.allclose(hi, after[1], atol=0.6)
 
 
-def test_turning_the_2d_planes_turns_the_planes_in_3d(qtbot, opengl):
+def test_turning_the_2d_planes_turns_the_planes_in_3d(qtbot, window, opengl):
     from medviewer.core.oblique import plane_normal
 
-    win = window(qtbot, DEMO / "ct_chest_20")
+    win = window(DEMO / "ct_chest_20")
     win.set_layout("2x2-3d")
     view3d = win.grid.view3d()
     settle(qtbot, view3d)

@@ -170,24 +170,28 @@ def test_siemens_dwi_mosaics_in_a_folder_form_one_4d_series(tmp_path, capsys):
     assert (out.parent / "dwi.bval").read_text().split() == ["0", "1000"]
 
 
-def test_mosaic_count_that_does_not_tile_the_image_is_shown_as_stored_with_a_warning(tmp_path):
-    csa_less = [((0x0019, 0x0010), "LO", "SIEMENS MR HEADER"), ((0x0019, 0x100A), "US", 5)]
-    path = write_slice(str(tmp_path / "m.dcm"), rows=10, cols=10, manufacturer="SIEMENS", extra=csa_less)
+def _csa_less_mosaic(path: str, count: int, attributes: dict | None = None, **slice_options) -> str:
+    """A Siemens mosaic that gives its slice count only in the public (0019,100A), no CSA header."""
+    extra = [((0x0019, 0x0010), "LO", "SIEMENS MR HEADER"), ((0x0019, 0x100A), "US", count)]
+    path = write_slice(path, manufacturer="SIEMENS", extra=extra, **slice_options)
     ds = pydicom.dcmread(path)
     ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "MOSAIC"]
+    for keyword, value in (attributes or {}).items():
+        setattr(ds, keyword, value)
     ds.save_as(path)
+    return path
+
+
+def test_mosaic_count_that_does_not_tile_the_image_is_shown_as_stored_with_a_warning(tmp_path):
+    path = _csa_less_mosaic(str(tmp_path / "m.dcm"), 5, rows=10, cols=10)
     source = discover(path).sources[0]
     assert source.size == (10, 10, 1) and any("does not tile" in w for w in source.warnings)
 
 
 def test_siemens_mosaic_without_csa_uses_the_public_count(tmp_path):
     tiles = np.arange(4 * 4, dtype=np.uint16).reshape(4, 4).repeat(3, 0).repeat(3, 1)  # 4x4 tiles of 3x3
-    extra = [((0x0019, 0x0010), "LO", "SIEMENS MR HEADER"), ((0x0019, 0x100A), "US", 16)]
-    path = write_slice(str(tmp_path / "m.dcm"), rows=12, cols=12, manufacturer="SIEMENS", pixels=tiles, extra=extra)
-    ds = pydicom.dcmread(path)
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "MOSAIC"]
-    ds.SpacingBetweenSlices = 4.0
-    ds.save_as(path)
+    path = _csa_less_mosaic(str(tmp_path / "m.dcm"), 16, {"SpacingBetweenSlices": 4.0}, rows=12, cols=12,
+                            pixels=tiles)
     volume = discover(path).sources[0].load()
     assert volume.shape == (16, 3, 3)
     assert [int(volume.data[k, 0, 0]) for k in range(16)] == list(range(16))
@@ -263,11 +267,7 @@ def test_philips_floating_point_scaling(tmp_path, capsys):
 
 def test_a_copy_of_a_file_keeps_what_the_file_warns_about(tmp_path):
     # a mosaic whose count does not tile the image, and a copy of it: both notes are kept
-    extra = [((0x0019, 0x0010), "LO", "SIEMENS MR HEADER"), ((0x0019, 0x100A), "US", 5)]
-    path = write_slice(str(tmp_path / "a.dcm"), rows=10, cols=10, manufacturer="SIEMENS", extra=extra)
-    ds = pydicom.dcmread(path)
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "MOSAIC"]
-    ds.save_as(path)
+    path = _csa_less_mosaic(str(tmp_path / "a.dcm"), 5, rows=10, cols=10)
     shutil.copy(path, tmp_path / "b.dcm")
     warnings = discover(str(tmp_path)).sources[0].warnings
     assert any("does not tile" in w for w in warnings)
