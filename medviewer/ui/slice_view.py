@@ -301,8 +301,8 @@ class SliceView(ObliqueMpr, QtWidgets.QWidget):
         if volume is not None and not volume.is_2d:
             if self.planes.is_rotated(self.plane):
                 title += "  oblique"
-            elif oblique.obliquity_deg(volume) >= 0.5:
-                title += f"  acquisition grid, {oblique.obliquity_deg(volume):.0f}° oblique"
+            elif (degrees := oblique.obliquity_deg(volume)) >= 0.5:
+                title += f"  acquisition grid, {degrees:.0f}° oblique"
         text = slab.describe(self.slab_mode, self.slab_mm)
         if text:
             title += f"  {text} (paint: centre)"  # labels are shown, and painted, on the centre slice
@@ -321,8 +321,7 @@ class SliceView(ObliqueMpr, QtWidgets.QWidget):
             self.image_item.setImage(image, autoLevels=False, levels=(w.low, w.high))
         if self._threshold_preview is not None and not volume.is_rgb:
             low, high = self._threshold_preview
-            raw = self._plane_of(volume.data, order=1) if self._oblique is not None else (
-                self._transform(g.slice(volume.data, self._slice_index)))
+            raw = self._plane_of(volume.data, order=1)
             self.label_item.setImage(((raw >= low) & (raw <= high)).astype(np.uint8), autoLevels=False)
         elif self._labels is not None:
             # uint8 labels without levels take pyqtgraph's indexed-colour fast path (lut = colour table)
