@@ -5,7 +5,9 @@ import os
 
 import numpy as np
 
+from medviewer.core.linking import Linker
 from medviewer.core.session import Session, same_grid
+from medviewer.core.workspace import Workspace
 from medviewer.io.session_store import load_measurements, save_measurements
 from medviewer.ui import hand_over
 from medviewer.ui.actions import build_actions
@@ -67,6 +69,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.persistent = persistent
         self.setWindowTitle(f"MedViewer — {NOTICE}")
         self.session = Session()
+        self.workspace = Workspace(self.session)  # the primary image (self.session) and the images beside it
+        self.linker = Linker(self.workspace)  # cursors / scrolling / window linked in world coordinates
         self.loader = Loader(self)
         self.problems: list[str] = []
         self.sources: list = []
@@ -193,6 +197,7 @@ class MainWindow(QtWidgets.QMainWindow):
         key = self._image_key(source)
         title = series_title(source, volume)
         self.session.set_volume(volume, source.id, measurements=load_measurements(key), title=title)
+        self.workspace.primary_replaced()
         self.volume_bar.show_source(source, volume)
         self.grid.set_layout(self.grid.layout_name if not volume.is_2d else "single")
         self.actions_.sync_to_volume(volume)
