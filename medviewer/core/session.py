@@ -9,6 +9,7 @@ import numpy as np
 from medviewer.core.display import Window, auto_window, default_window, preset
 from medviewer.core.display_state import ImageDisplay
 from medviewer.core.events import Event
+from medviewer.core.fusion import Fusion
 from medviewer.core.heatmap import HeatMap
 from medviewer.core.labels import LabelMap
 from medviewer.core.measurements import Measurement
@@ -51,6 +52,7 @@ class Session:
         self.preview: tuple | None = None  # (region, mask): what a tool would paint if accepted
         self.preview_changed = Event()  # ()
         self.planes = MprPlanes()  # rotation of the MPR planes about the crosshair (oblique MPR)
+        self.fusion = Fusion(lambda: self.volume)  # another image fused over this one (core/fusion.py)
 
     # --- image --------------------------------------------------------------------
     def set_volume(self, volume: Volume, source_id: str = "",
@@ -68,6 +70,7 @@ class Session:
         self.image_display.set_display(visible=True, opacity=1.0)  # a new image is shown
         self.preview = None
         self.planes.reset()  # a new image opens on its voxel grid
+        self.fusion.clear()  # what was fused over the previous image is not over this one
         self.volume_changed.emit()
         self.label_layers_changed.emit()  # the previous image's label maps are gone
         self.heatmaps_changed.emit()

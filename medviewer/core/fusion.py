@@ -1,0 +1,264 @@
+"""Fusion: another image (the "moving" one) shown over the session's image (the "fixed" one).
+
+`Fusion` is a session's fusion state (no Qt): the moving volume, an optional SimpleITK transform
+that maps a world point of the fixed image (LPS mm) to the moving image's world (ITK's
+fixed -> moving convention, as a registration returns it), the mode ("off", "overlay",
+"checkerboard", "difference") and how it is shown (opacity, colour map, threshold, checker size,
+the moving image's window). Views subscribe to `changed` and redraw.
+
+The moving image is resampled on the fly, one view plane at a time: `plane()` takes the plane's
+pixel grid in world (origin + col * axis_u + row * axis_v, mm) and returns the moving values there
+(trilinear, float32, NaN outside the moving image), through SimpleITK's Resample with a one-slice
+reference image (C++, multi-threaded, any transform, B-spline included). A point inside a voxel's
+extent (half a voxel beyond the outer centres) takes the image's values, as ITK resamples.
+SimpleITK is imported when an image is first fused (core stays numpy-only to import).
+
+`compose()` turns a fixed plane and the moving plane into the RGBA picture a view draws over the
+fixed image: overlay (the moving values in a colour map, transparent below the threshold and
+outside), checkerboard (squares of the fixed and the moving image, each grey in its own window,
+opaque), difference (|fixed - moving| after normalising each by its window, in a colour map).
+"""
+from __future__ import annotations
+
+from itertools import product
+
+import numpy as np
+
+from medviewer.core.colormaps import NAMES as COLOUR_MAPS, colour_table
+from medviewer.core.display import Window, default_window
+from medviewer.core.errors import MedViewerError
+from medviewer.core.events import Event
+from medviewer.core.memory import check_fits
+from medviewer.core.volume import Volume
+
+MODES = ("off", "overlay", "checkerboard", "difference")
+COLOURS = COLOUR_MAPS + ("grey",)
+_DISPLAY = ("opacity", "colormap", "threshold", "checker_mm", "window")
+_GREY = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+
+
+def _table(name: str) -> np.ndarray:
+    return _GREY if name == "grey" else colour_table(name)
+
+
+def _title(volume: Volume) -> str:
+    return str(volume.metadata.get("title") or volume.describe())
+
+
+class Fusion:
+    """The moving image, its transform and how it is fused (one per Session).
+
+    `fixed` (optional) returns the fixed image (the session's volume): `set()` then checks a new
+    moving image against it (dimension, overlap) before anything changes."""
+
+    def __init__(self, fixed=None) -> None:
+        self._fixed = fixed
+        self.moving: Volume | None = None
+        self.transform = None  # SimpleITK transform, fixed world -> moving world; None: identity
+        self.mode = "off"
+        self.opacity = 0.5
+        self.colormap = "hot"
+        self.threshold: float | None = None  # moving values below it are transparent (overlay)
+        self.checker_mm = 20.0
+        self.window = Window(1.0, 0.5)  # the moving image's display window
+        self.changed = Event()  # ()
+        self._image = None  # the moving image as a SimpleITK image, made once per image
+
+    @property
+    def active(self) -> bool:
+        return self.mode != "off" and self.moving is not None
+
+    # --- state ------------------------------------------------------------------------
+    def set(self, moving: Volume | None = None, transform=None, mode: str | None = None, **display) -> None:
+        """Change what is fused and how; everything is checked first (a MedViewerError leaves the
+        fusion as it was), then `changed` is emitted once. A new `moving` image takes `transform`
+        (None: the two images share world coordinates) and a default window from its histogram;
+        `transform` alone replaces the current image's transform."""
+        unknown = set(display) - set(_DISPLAY)
+        if unknown:
+            raise MedViewerError(f"unknown fusion setting {sorted(unknown)[0]!r}; use {', '.join(_DISPLAY)}")
+        if mode is not None and mode not in MODES:
+            raise MedViewerError(f"unknown fusion mode {mode!r}; use one of {', '.join(MODES)}")
+        values = {k: self._checked(k, v) for k, v in display.items()}
+        new_moving = moving is not None and moving is not self.moving
+        target = moving if moving is not None else self.moving
+        new_transform = transform if (transform is not None or new_moving) else self.transform
+        if transform is not None and not _is_transform(transform):
+            raise MedViewerError(f"the fusion transform must be a SimpleITK transform, not {type(transform).__name__}")
+        if (mode or self.mode) != "off" and target is None:
+            raise MedViewerError("choose an image to fuse before choosing a fusion mode")
+        image = self._image
+        if new_moving or (transform is not None and target is not None):
+            self.check(target, new_transform)
+            if new_moving:
+                image = _sitk_image(target)
+        if new_moving:
+            self.moving, self._image = moving, image
+            if "window" not in values:
+                values["window"] = default_window(moving.data, moving.modality, moving.metadata)
+        if new_moving or transform is not None:
+            self.transform = new_transform
+        if mode is not None:
+            self.mode = mode
+        for key, value in values.items():
+            setattr(self, key, value)
+        self.changed.emit()
+
+    def clear(self) -> None:
+        """No fusion (the session's image was replaced by another one)."""
+        was = self.moving is not None or self.mode != "off"
+        self.moving, self._image, self.transform, self.mode = None, None, None, "off"
+        if was:
+            self.changed.emit()
+
+    @staticmethod
+    def _checked(key: str, value):
+        if key == "opacity":
+            value = float(value)
+            if not 0.0 <= value <= 1.0:
+                raise MedViewerError(f"fusion opacity {value:g} is outside 0..1")
+        elif key == "colormap":
+            if value not in COLOURS:
+                raise MedViewerError(f"unknown colour map {value!r}; use one of {', '.join(COLOURS)}")
+        elif key == "threshold":
+            value = None if value is None else float(value)
+            if value is not None and not np.isfinite(value):
+                raise MedViewerError("the fusion threshold must be a finite number")
+        elif key == "checker_mm":
+            value = float(value)
+            if not value > 0 or not np.isfinite(value):
+                raise MedViewerError(f"checker size {value:g} mm must be a positive number of mm")
+        elif key == "window" and not isinstance(value, Window):
+            raise MedViewerError("the fusion window must be a Window")
+        return value
+
+    # --- checks -----------------------------------------------------------------------
+    def check(self, moving: Volume, transform=None, fixed: Volume | None = None) -> None:
+        """MedViewerError unless `moving` can be fused over the fixed image: both greyscale, both
+        3D or both 2D, and some of the fixed image lies in the moving one (through `transform`)."""
+        fixed = fixed if fixed is not None else (self._fixed() if self._fixed is not None else None)
+        name = _title(moving)
+        if moving.is_rgb or (fixed is not None and fixed.is_rgb):
+            raise MedViewerError(f"{name}: colour (RGB) images cannot be fused; use greyscale images")
+        if fixed is None:
+            return
+        if moving.is_2d != fixed.is_2d:
+            two, three = ("the moving image", "the fixed image") if moving.is_2d else ("the fixed image", "the moving image")
+            raise MedViewerError(f"{name}: cannot fuse a 2D image with a 3D one ({two} is 2D, {three} is 3D)")
+        if not overlaps(fixed, moving, transform):
+            raise MedViewerError(f"{name}: the images do not overlap (no part of the fixed image lies in this one"
+                                 + (" through the transform)" if transform is not None else "; register them first)"))
+
+    # --- resampling -------------------------------------------------------------------
+    def plane(self, fixed: Volume, origin, axis_u, axis_v, shape) -> np.ndarray:
+        """The moving image's values (float32, NaN outside it) on a plane of the fixed image: pixel
+        (row, col) lies at world origin + col * axis_u + row * axis_v (mm; axis_u and axis_v
+        perpendicular), shape = (rows, cols). `fixed` names the plane's image (unused by the
+        resampling itself, which is in world coordinates)."""
+        if self.moving is None:
+            raise MedViewerError("no image is fused")
+        rows, cols = (int(v) for v in shape)
+        u, v = np.asarray(axis_u, float), np.asarray(axis_v, float)
+        su, sv = float(np.linalg.norm(u)), float(np.linalg.norm(v))
+        if su <= 0 or sv <= 0:
+            raise ValueError("the plane's pixel axes must be non-zero")
+        check_fits(rows * cols * 4 * 2, f"resampling a {cols}x{rows} fused plane")
+        import SimpleITK as sitk
+
+        u_hat, v_hat = u / su, v / sv
+        reference = sitk.Image([cols, rows, 1], sitk.sitkUInt8)
+        reference.SetSpacing((su, sv, 1.0))
+        reference.SetOrigin(tuple(float(x) for x in origin))
+        reference.SetDirection(tuple(np.column_stack([u_hat, v_hat, np.cross(u_hat, v_hat)]).ravel()))
+        transform = self.transform if self.transform is not None else sitk.Transform(3, sitk.sitkIdentity)
+        out = sitk.Resample(self._image, reference, transform, sitk.sitkLinear,
+                            float("nan"), sitk.sitkFloat32)
+        return sitk.GetArrayFromImage(out)[0]
+
+    # --- display ----------------------------------------------------------------------
+    def compose(self, fixed_plane: np.ndarray, moving_plane: np.ndarray, fixed_window: Window,
+                pixel_mm: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+        """The (rows, cols, 4) uint8 RGBA picture drawn over the fixed image. `pixel_mm` is the
+        (column, row) pixel size in mm: checkerboard squares are `checker_mm` wide, counted from
+        the plane's first pixel's edge (square (0, 0) shows the fixed image)."""
+        moving_plane = np.asarray(moving_plane, np.float32)
+        rgba = np.zeros(moving_plane.shape + (4,), np.uint8)
+        inside = np.isfinite(moving_plane)
+        if self.mode == "overlay":
+            shown = inside if self.threshold is None else inside & (np.where(inside, moving_plane, -np.inf) >= self.threshold)
+            rgba[..., :3] = _table(self.colormap)[_to_byte(moving_plane, self.window)]
+            rgba[..., 3] = np.where(shown, int(round(255 * self.opacity)), 0)
+        elif self.mode == "checkerboard":
+            rows, cols = moving_plane.shape
+            col_sq = (((np.arange(cols) + 0.5) * pixel_mm[0]) // self.checker_mm).astype(np.int64)
+            row_sq = (((np.arange(rows) + 0.5) * pixel_mm[1]) // self.checker_mm).astype(np.int64)
+            moving_square = ((row_sq[:, None] + col_sq[None, :]) % 2 == 1) & inside
+            grey = np.where(moving_square, _to_byte(moving_plane, self.window), _to_byte(fixed_plane, fixed_window))
+            rgba[..., :3] = grey[..., None]
+            rgba[..., 3] = 255
+        elif self.mode == "difference":
+            diff = np.abs(_normalised(fixed_plane, fixed_window) - _normalised(moving_plane, self.window))
+            rgba[..., :3] = _table(self.colormap)[np.rint(np.nan_to_num(diff) * 255).astype(np.uint8)]
+            rgba[..., 3] = np.where(inside, 255, 0)
+        return rgba
+
+
+def _normalised(values: np.ndarray, window: Window) -> np.ndarray:
+    """Values through a window onto 0..1 (NaN stays NaN)."""
+    return np.clip((np.asarray(values, np.float32) - window.low) / max(window.width, 1e-12), 0.0, 1.0)
+
+
+def _to_byte(values: np.ndarray, window: Window) -> np.ndarray:
+    return np.rint(np.nan_to_num(_normalised(values, window)) * 255).astype(np.uint8)
+
+
+def _is_transform(value) -> bool:
+    import SimpleITK as sitk
+
+    return isinstance(value, sitk.Transform)
+
+
+def _sitk_image(volume: Volume):
+    """The moving volume as a 3D SimpleITK image with its geometry (one slice for a 2D image)."""
+    import SimpleITK as sitk
+
+    data = volume.data
+    if data.dtype == bool or data.dtype == np.float16:
+        data = data.astype(np.float32)
+    check_fits(data.nbytes, f"fusing the {'x'.join(map(str, volume.size))} image")
+    image = sitk.GetImageFromArray(np.ascontiguousarray(data))
+    image.SetSpacing(volume.spacing)
+    image.SetOrigin(volume.origin)
+    image.SetDirection(tuple(float(v) for v in volume.direction.ravel()))
+    return image
+
+
+def _box_points(volume: Volume, n: int) -> np.ndarray:
+    """World points on an n^3 lattice over a volume's extent (the voxels' outer faces included)."""
+    size = np.asarray(volume.size, float)
+    axes = [np.linspace(-0.5, s - 0.5, n if s > 1 else 1) for s in size]
+    ijk = np.array(list(product(*axes)))
+    return volume.index_to_world(ijk)
+
+
+def overlaps(fixed: Volume, moving: Volume, transform=None, n: int = 9) -> bool:
+    """Whether some of the fixed image's extent maps into the moving image's (a 9^3 lattice over
+    the fixed box, through `transform` (fixed world -> moving world) when there is one; also
+    true when the moving image lies wholly within one lattice cell, checked by its centre)."""
+    points = _box_points(fixed, n)
+    if transform is not None:
+        points = np.array([transform.TransformPoint(tuple(float(c) for c in p)) for p in points])
+    ijk = moving.world_to_index(points)
+    size = np.asarray(moving.size, float)
+    tol = 1e-6
+    if np.any(np.all((ijk >= -0.5 - tol) & (ijk <= size - 0.5 + tol), axis=1)):
+        return True
+    centre = moving.index_to_world((size - 1) / 2)  # a small moving image inside the fixed box
+    if transform is not None:
+        try:
+            centre = np.asarray(transform.GetInverse().TransformPoint(tuple(float(c) for c in centre)))
+        except RuntimeError:  # a B-spline has no inverse: the lattice decided
+            return False
+    f_ijk = fixed.world_to_index(centre)
+    fsize = np.asarray(fixed.size, float)
+    return bool(np.all((f_ijk >= -0.5 - tol) & (f_ijk <= fsize - 0.5 + tol)))
