@@ -13,10 +13,13 @@ from medviewer.ui import hand_over
 from medviewer.ui.actions import build_actions
 from medviewer.ui.ai_panel import AIPanel
 from medviewer.ui.annotation_wiring import AnnotationWiring
+from medviewer.ui.images_panel import ImagesPanel
 from medviewer.ui.loader import Loader
 from medviewer.ui.panels import LayerPanel, MeasurementPanel
+from medviewer.ui.processing_panel import ProcessingPanel
 from medviewer.ui.qt import Qt, QtCore, QtWidgets
 from medviewer.ui.reading_toolbar import ReadingToolbar
+from medviewer.ui.registration_panel import RegistrationPanel
 from medviewer.ui.series_browser import SeriesBrowser
 from medviewer.ui.tag_browser import TagBrowser
 from medviewer.ui.viewer_grid import LAYOUTS, ViewerGrid
@@ -75,7 +78,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.problems: list[str] = []
         self.sources: list = []
         self.current_source = None
-        self.grid = ViewerGrid(self.session)
+        self.grid = ViewerGrid(self.session, workspace=self.workspace, linker=self.linker)
         self.setCentralWidget(self.grid)
         self.series_browser = SeriesBrowser()
         self.tag_browser = TagBrowser()
@@ -84,10 +87,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.annotation = AnnotationWiring(self)
         self.ai_panel = AIPanel(self.session, model_dirs=model_dirs, parent=self)
         self.ai_panel.result_shown.connect(self._on_ai_result)
+        self.images_panel = ImagesPanel(self)  # the open images (workspace)
+        self.processing_panel = ProcessingPanel(self)  # filters, thresholds, clustering (issue 14)
+        self.registration_panel = RegistrationPanel(self)
         self.docks = {}
         for name, widget, area in [("Series", self.series_browser, Qt.LeftDockWidgetArea),
                                    ("Layers", self.layer_panel, Qt.LeftDockWidgetArea),
+                                   ("Images", self.images_panel, Qt.LeftDockWidgetArea),
                                    ("AI", _scrollable(self.ai_panel), Qt.RightDockWidgetArea),
+                                   ("Process", _scrollable(self.processing_panel), Qt.RightDockWidgetArea),
+                                   ("Register", _scrollable(self.registration_panel), Qt.RightDockWidgetArea),
                                    ("Annotation", _scrollable(self.annotation.panel), Qt.RightDockWidgetArea),
                                    ("Measurements", self.measurement_panel, Qt.RightDockWidgetArea),
                                    ("DICOM tags", self.tag_browser, Qt.RightDockWidgetArea)]:
@@ -99,7 +108,10 @@ class MainWindow(QtWidgets.QMainWindow):
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
             self.docks[name] = dock
-        self.tabifyDockWidget(self.docks["AI"], self.docks["Annotation"])
+        self.tabifyDockWidget(self.docks["AI"], self.docks["Process"])
+        self.tabifyDockWidget(self.docks["Process"], self.docks["Register"])
+        self.tabifyDockWidget(self.docks["Register"], self.docks["Annotation"])
+        self.tabifyDockWidget(self.docks["Layers"], self.docks["Images"])
         self.tabifyDockWidget(self.docks["Annotation"], self.docks["Measurements"])
         self.tabifyDockWidget(self.docks["Measurements"], self.docks["DICOM tags"])
         self.docks["AI"].raise_()
@@ -300,6 +312,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.loader.shutdown()
         self.series_browser.shutdown()
         self.ai_panel.shutdown()  # cancels running models; their results are dropped
+        self.processing_panel.shutdown()
+        self.registration_panel.shutdown()
         self.grid.close_3d()
         if getattr(self, "_no_questions", False):
             self.annotation.autosave()
