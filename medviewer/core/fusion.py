@@ -63,6 +63,7 @@ class Fusion:
         self.window = Window(1.0, 0.5)  # the moving image's display window
         self.changed = Event()  # ()
         self._image = None  # the moving image as a SimpleITK image, made once per image
+        self.version = 0  # counts the changes of the moving image or its transform (views cache planes)
 
     @property
     def active(self) -> bool:
@@ -98,6 +99,7 @@ class Fusion:
                 values["window"] = default_window(moving.data, moving.modality, moving.metadata)
         if new_moving or transform is not None:
             self.transform = new_transform
+            self.version += 1
         if mode is not None:
             self.mode = mode
         for key, value in values.items():
@@ -108,6 +110,7 @@ class Fusion:
         """No fusion (the session's image was replaced by another one)."""
         was = self.moving is not None or self.mode != "off"
         self.moving, self._image, self.transform, self.mode = None, None, None, "off"
+        self.version += 1
         if was:
             self.changed.emit()
 

@@ -19,6 +19,7 @@ from medviewer.core.measurements import Measurement
 from medviewer.core import oblique, slab
 from medviewer.core.session import Session
 from medviewer.core.slicing import PlaneGeometry, plane_geometry
+from medviewer.ui.fusion_layer import FusionLayer
 from medviewer.ui.qt import Qt, QtCore, QtGui, QtWidgets, Signal, pg
 from medviewer.ui.oblique_mpr import ObliqueMpr
 from medviewer.ui.view_overlay import ViewOverlay
@@ -166,6 +167,7 @@ class SliceView(ObliqueMpr, QtWidgets.QWidget):
         self.label_outline = False
         self._threshold_preview: tuple[float, float] | None = None
         self.annotator = None  # the window's AnnotationController, when annotation tools are in use
+        self.fusion_layer = FusionLayer(self)  # another image fused over this one (session.fusion)
         session.label_layers_changed.connect(self._rebuild_label_layers)
         session.heatmaps_changed.connect(self._rebuild_heatmaps)
         session.volume_changed.connect(self._on_volume)
@@ -330,6 +332,7 @@ class SliceView(ObliqueMpr, QtWidgets.QWidget):
             self._render_layer(labels, item)
         for heatmap, item, _ in self._heat_items:
             self._render_heatmap(heatmap, item)
+        self.fusion_layer.render()
         self._render_preview()
         if reshaped:  # the item maps pixels to mm through its rect, which needs the image size
             self._set_rect()
