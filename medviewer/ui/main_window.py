@@ -13,6 +13,7 @@ from medviewer.ui import hand_over
 from medviewer.ui.actions import build_actions
 from medviewer.ui.ai_panel import AIPanel
 from medviewer.ui.annotation_wiring import AnnotationWiring
+from medviewer.ui.fusion_panel import FusionPanel
 from medviewer.ui.images_panel import ImagesPanel
 from medviewer.ui.loader import Loader
 from medviewer.ui.panels import LayerPanel, MeasurementPanel
@@ -90,6 +91,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.images_panel = ImagesPanel(self)  # the open images (workspace)
         self.processing_panel = ProcessingPanel(self)  # filters, thresholds, clustering (issue 14)
         self.registration_panel = RegistrationPanel(self)
+        self.fusion_panel = FusionPanel(self.workspace, self.session)  # an image fused over the primary
         self.docks = {}
         for name, widget, area in [("Series", self.series_browser, Qt.LeftDockWidgetArea),
                                    ("Layers", self.layer_panel, Qt.LeftDockWidgetArea),
@@ -97,6 +99,7 @@ class MainWindow(QtWidgets.QMainWindow):
                                    ("AI", _scrollable(self.ai_panel), Qt.RightDockWidgetArea),
                                    ("Process", _scrollable(self.processing_panel), Qt.RightDockWidgetArea),
                                    ("Register", _scrollable(self.registration_panel), Qt.RightDockWidgetArea),
+                                   ("Fusion", _scrollable(self.fusion_panel), Qt.RightDockWidgetArea),
                                    ("Annotation", _scrollable(self.annotation.panel), Qt.RightDockWidgetArea),
                                    ("Measurements", self.measurement_panel, Qt.RightDockWidgetArea),
                                    ("DICOM tags", self.tag_browser, Qt.RightDockWidgetArea)]:
@@ -110,11 +113,13 @@ class MainWindow(QtWidgets.QMainWindow):
             self.docks[name] = dock
         self.tabifyDockWidget(self.docks["AI"], self.docks["Process"])
         self.tabifyDockWidget(self.docks["Process"], self.docks["Register"])
+        self.tabifyDockWidget(self.docks["Register"], self.docks["Fusion"])
         self.tabifyDockWidget(self.docks["Register"], self.docks["Annotation"])
         self.tabifyDockWidget(self.docks["Layers"], self.docks["Images"])
         self.tabifyDockWidget(self.docks["Annotation"], self.docks["Measurements"])
         self.tabifyDockWidget(self.docks["Measurements"], self.docks["DICOM tags"])
         self.docks["AI"].raise_()
+        self.docks["Layers"].raise_()
         self._build_status_bar()
         self.reading_toolbar = ReadingToolbar(self.grid, self)  # slab; oblique MPR actions (issue 13)
         self.actions_ = build_actions(self)
