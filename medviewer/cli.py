@@ -72,9 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     shot = sub.add_parser("screenshot", help="render the viewer offscreen to a PNG")
     shot.add_argument("input", help="file, folder or DICOMDIR")
     shot.add_argument("--out", required=True, help="PNG file to write")
-    shot.add_argument("--layout", choices=["single", "mpr", "2x2", "2x2-3d", "3d"], default="mpr",
+    shot.add_argument("--layout", choices=["single", "mpr", "2x2", "2x2-3d", "3d", "compare-1x2", "compare-2x2"],
                       help="3d: the 3D view alone (volume rendering and label surfaces); 2x2-3d: three "
-                           "slice views and the 3D view")
+                           "slice views and the 3D view; compare-1x2 / compare-2x2: INPUT and the --compare "
+                           "images side by side, linked (default: mpr, or a compare layout with --compare)")
+    shot.add_argument("--compare", action="append", default=[], metavar="IMAGE",
+                      help="open IMAGE (file or folder) beside INPUT, in the next compare pane (repeatable, "
+                           "up to 3)")
     group = shot.add_mutually_exclusive_group()
     group.add_argument("--preset", help="window preset: brain, lung, bone, abdomen, mediastinum, auto ...; "
                                         "with --layout 3d a volume-rendering preset: ct-bone, ct-soft-tissue, "
@@ -298,12 +302,29 @@ def check_screenshot_options(args) -> None:
             raise MedViewerError(f"--size {args.size}: width and height must be 64 to 16384 pixels")
     check_number("--window", args.window)
     check_number("--level", args.level, float("-inf"))  # any finite number
+    compare_screenshot_options(args)
     three_d = args.layout in ("3d", "2x2-3d")
     if not three_d and (args.render or args.camera):
         raise MedViewerError(f"--{'render' if args.render else 'camera'} is for the 3D layouts: "
                              "add --layout 3d or --layout 2x2-3d")
     if args.labels is not None and not os.path.isfile(args.labels):
         raise MedViewerError(f"--labels {args.labels}: no such file")
+
+
+def compare_screenshot_options(args) -> None:
+    """--compare and the compare layouts: the layout defaults to one that shows every image."""
+    if args.layout is None:
+        args.layout = "mpr" if not args.compare else "compare-1x2" if len(args.compare) == 1 else "compare-2x2"
+    panes = {"compare-1x2": 2, "compare-2x2": 4}.get(args.layout)
+    if args.compare and panes is None:
+        raise MedViewerError(f"--compare shows images side by side: use --layout compare-1x2 or compare-2x2, "
+                             f"not {args.layout}")
+    if panes is not None and len(args.compare) + 1 > panes:
+        raise MedViewerError(f"--layout {args.layout} shows {panes} images; {len(args.compare) + 1} were given "
+                             + ("(use compare-2x2)" if panes == 2 else "(at most 3 --compare)"))
+    for path in args.compare:
+        if not os.path.exists(path):
+            raise MedViewerError(f"--compare {path}: no such file or folder")
 
 
 def _report_problems(found) -> None:

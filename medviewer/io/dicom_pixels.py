@@ -217,6 +217,7 @@ def load_series(series) -> Volume:
         "StudyDate": str(header.get("StudyDate", "")),
         "StudyInstanceUID": str(header.get("StudyInstanceUID", "")),
         "SeriesInstanceUID": first.series_uid,
+        "FrameOfReferenceUID": str(header.get("FrameOfReferenceUID", "")),  # what links images in world
         "SeriesNumber": str(header.get("SeriesNumber", "")),
         "SeriesDescription": first.description,
         "PhotometricInterpretation": first.photometric,

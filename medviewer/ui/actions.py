@@ -15,6 +15,7 @@ SHORTCUTS = [
     ("Rotate the other two MPR planes (oblique MPR)", "Ctrl+Shift + left drag, or View > Rotate MPR planes"),
     ("Fit to window", "F (in a view) or Ctrl+0"),
     ("Layouts: single / 1x3 / 2x2 / 2x2 with 3D / 3D", "Ctrl+1 / Ctrl+2 / Ctrl+3 / Ctrl+4 / Ctrl+5"),
+    ("Compare images side by side: 1x2 / 2x2", "Ctrl+6 / Ctrl+7"),
     ("3D view: rotate / zoom / pan / pick", "Left drag / wheel or right drag / middle drag / click"),
     ("Presets: brain, lung, bone, abdomen, mediastinum", "Alt+1 … Alt+5; auto window: Alt+0"),
     ("Active label 1 … 9", "1 … 9"),
@@ -25,7 +26,12 @@ SHORTCUTS = [
     ("Cine play / stop", "Space"),
     ("Rotate / flip a 2D image", "R / H"),
     ("Open file / folder", "Ctrl+O / Ctrl+Shift+O"),
+    ("Open a file beside the image shown", "Ctrl+Alt+O"),
 ]
+IMAGE_FILTER = ("Images (*.dcm *.nii *.nii.gz *.hdr *.nrrd *.nhdr *.mha *.mhd *.png *.jpg *.jpeg DICOMDIR);;"
+                "All files (*)")
+LAYOUT_TEXTS = [("single", "Single view"), ("1x3", "1×3 MPR"), ("2x2", "2×2 MPR"), ("2x2-3d", "2×2 with 3D"),
+                ("3d", "3D"), ("compare-1x2", "Compare 1×2"), ("compare-2x2", "Compare 2×2")]
 PRESET_KEYS = {"brain": "Alt+1", "lung": "Alt+2", "bone": "Alt+3", "abdomen": "Alt+4", "mediastinum": "Alt+5"}
 
 
@@ -56,20 +62,31 @@ class Actions:
         self.recent_menu = file_menu.addMenu("Open recent")
         self._action(file_menu, "Open demo study", self.open_demo)
         file_menu.addSeparator()
+        self._action(file_menu, "Open beside…", self.open_beside, "Ctrl+Alt+O")
+        self._action(file_menu, "Open folder beside…", self.open_folder_beside)
+        file_menu.addSeparator()
         self._action(file_menu, "Save screenshot…", self.save_screenshot, "Ctrl+Shift+S")
         self._action(file_menu, "Quit", win.close, "Ctrl+Q")
         self.refresh_recent()
 
         view_menu = bar.addMenu("&View")
         group = QtGui.QActionGroup(win)
-        for key, (name, text) in enumerate([("single", "Single view"), ("1x3", "1×3 MPR"), ("2x2", "2×2 MPR"),
-                                                  ("2x2-3d", "2×2 with 3D"), ("3d", "3D")], 1):
+        for key, (name, text) in enumerate(LAYOUT_TEXTS, 1):
             a = self._action(view_menu, text, lambda _=False, n=name: win.set_layout(n), f"Ctrl+{key}", True)
             group.addAction(a)
             self.layout_actions[name] = a
         plane_menu = view_menu.addMenu("Single view plane")
         for plane in ("axial", "coronal", "sagittal"):
             self._action(plane_menu, plane.capitalize(), lambda _=False, p=plane: win.set_layout("single", p))
+        self.link_action = self._action(view_menu, "Link images (cursor, scrolling, zoom)",
+                                        lambda on: win.set_linking(cursors=on), checkable=True)
+        self.link_action.setChecked(win.linker.enabled)
+        self.link_window_action = self._action(view_menu, "Link window between images of one modality",
+                                               lambda on: win.set_linking(window=on), checkable=True)
+        self.link_window_action.setChecked(win.linker.link_window)
+        self.hanging_action = self._action(view_menu, "Hang a study's series side by side",
+                                           lambda on: win.set_hanging(on), checkable=True)
+        self.hanging_action.setChecked(win.hanging_enabled())
         view_menu.addSeparator()
         self._action(view_menu, "Fit to window", win.grid.fit_all, "Ctrl+0")
         self._action(view_menu, "Zoom in", lambda: win.grid.active_view().zoom(1.25), "Ctrl+=")
@@ -86,6 +103,10 @@ class Actions:
         for name in CT_PRESETS:
             self._action(window_menu, f"CT {name}", lambda _=False, n=name: win.apply_preset(n), PRESET_KEYS.get(name))
         self._action(window_menu, "Automatic (percentiles)", lambda: win.apply_preset("auto"), "Alt+0")
+        window_menu.addSeparator()
+        self.user_preset_menu = window_menu.addMenu("My presets")
+        self._action(window_menu, "Save window as preset…", self.save_window_preset)
+        self.delete_preset_menu = window_menu.addMenu("Delete a preset")
 
         tools_menu = bar.addMenu("&Tools")
         tool_group = QtGui.QActionGroup(win)
@@ -112,14 +133,14 @@ class Actions:
         tb = win.addToolBar("Main")
         tb.setObjectName("toolbar-main")
         tb.addWidget(QtWidgets.QLabel(" Layout "))
-        for name in ("single", "1x3", "2x2", "2x2-3d", "3d"):
+        for name, _ in LAYOUT_TEXTS:
             tb.addAction(self.layout_actions[name])
         tb.addSeparator()
         tb.addWidget(QtWidgets.QLabel(" Window "))
         self.preset_combo = QtWidgets.QComboBox()
-        self.preset_combo.addItems(["—", "auto"] + list(CT_PRESETS))
         self.preset_combo.textActivated.connect(lambda t: t != "—" and win.apply_preset(t))
         tb.addWidget(self.preset_combo)
+        self.refresh_presets()
         tb.addAction(self.invert_action)
         tb.addSeparator()
         for a in self.tool_actions.values():
@@ -151,13 +172,54 @@ class Actions:
 
     def sync_to_volume(self, volume) -> None:
         self.invert_action.setChecked(self.win.session.invert)
-        for name in ("1x3", "2x2", "2x2-3d", "3d"):
+        for name in ("1x3", "2x2", "2x2-3d", "3d"):  # the compare layouts take 2D images too
             self.layout_actions[name].setEnabled(not volume.is_2d)
             reason = "a 2D image has one plane and no 3D view" if volume.is_2d else ""
             self.layout_actions[name].setToolTip(reason or self.layout_actions[name].text())
         self.rotate_action.setEnabled(volume.is_2d)
         self.flip_action.setEnabled(volume.is_2d)
         self.preset_combo.setCurrentIndex(0)
+
+    def refresh_presets(self) -> None:
+        """The built-in and the user's window presets in the toolbar combo and the Window menu."""
+        from medviewer.ui.window_presets import user_presets
+
+        mine = list(user_presets())
+        self.preset_combo.blockSignals(True)
+        self.preset_combo.clear()
+        self.preset_combo.addItems(["—", "auto"] + list(CT_PRESETS) + mine)
+        self.preset_combo.blockSignals(False)
+        for menu, slot in ((self.user_preset_menu, self.win.apply_preset), (self.delete_preset_menu, self.delete_preset)):
+            menu.clear()
+            for name in mine:
+                menu.addAction(name, lambda n=name, slot=slot: slot(n))
+            menu.setEnabled(bool(mine))
+
+    def save_window_preset(self, name: str | None = None) -> str | None:
+        """Save the active image's window under a name (asked for when not given)."""
+        from medviewer.core.errors import MedViewerError
+        from medviewer.ui.window_presets import save_preset
+
+        window = self.win.grid.active_session().window
+        if name is None:
+            name, ok = QtWidgets.QInputDialog.getText(
+                self.win, "Save window as preset", f"Name for W {window.width:.0f} L {window.level:.0f}:")
+            if not ok:
+                return None
+        try:
+            saved = save_preset(name, window)
+        except MedViewerError as exc:
+            self.win.report_problem(str(exc))
+            return None
+        self.refresh_presets()
+        self.win.statusBar().showMessage(f"Window preset {saved!r} saved (W {window.width:.0f} L {window.level:.0f})", 5000)
+        return saved
+
+    def delete_preset(self, name: str) -> None:
+        from medviewer.ui.window_presets import delete_preset
+
+        delete_preset(name)
+        self.refresh_presets()
 
     def refresh_recent(self) -> None:
         self.recent_menu.clear()
@@ -167,9 +229,7 @@ class Actions:
 
     # --- slots ------------------------------------------------------------------------
     def open_file(self) -> None:
-        paths, _ = QtWidgets.QFileDialog.getOpenFileNames(
-            self.win, "Open images", "", "Images (*.dcm *.nii *.nii.gz *.hdr *.nrrd *.nhdr *.mha *.mhd "
-                                         "*.png *.jpg *.jpeg DICOMDIR);;All files (*)")
+        paths, _ = QtWidgets.QFileDialog.getOpenFileNames(self.win, "Open images", "", IMAGE_FILTER)
         if paths:
             self.win.open_paths(paths)
 
@@ -177,6 +237,17 @@ class Actions:
         path = QtWidgets.QFileDialog.getExistingDirectory(self.win, "Open a folder of images")
         if path:
             self.win.open_paths([path])
+
+    def open_beside(self) -> None:
+        paths, _ = QtWidgets.QFileDialog.getOpenFileNames(self.win, "Open images beside the one shown", "",
+                                                          IMAGE_FILTER)
+        if paths:
+            self.win.open_beside(paths)
+
+    def open_folder_beside(self) -> None:
+        path = QtWidgets.QFileDialog.getExistingDirectory(self.win, "Open a folder beside the image shown")
+        if path:
+            self.win.open_beside([path])
 
     def open_demo(self) -> None:
         from medviewer.resources import demo_paths

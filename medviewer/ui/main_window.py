@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from medviewer.core.hanging import choose_layout, describe_choice
 from medviewer.core.linking import Linker
 from medviewer.core.session import Session, same_grid
 from medviewer.core.workspace import Workspace
@@ -15,7 +16,7 @@ from medviewer.ui.ai_panel import AIPanel
 from medviewer.ui.annotation_wiring import AnnotationWiring
 from medviewer.ui.fusion_panel import FusionPanel
 from medviewer.ui.images_panel import ImagesPanel
-from medviewer.ui.loader import Loader
+from medviewer.ui.loader import Loader, discover_paths, load_failure
 from medviewer.ui.panels import LayerPanel, MeasurementPanel
 from medviewer.ui.processing_panel import ProcessingPanel
 from medviewer.ui.qt import Qt, QtCore, QtWidgets
@@ -74,6 +75,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setWindowTitle(f"MedViewer — {NOTICE}")
         self.session = Session()
         self.workspace = Workspace(self.session)  # the primary image (self.session) and the images beside it
+        self._hung_ids: list[str] = []  # the images the hanging rule opened beside the primary
         self.linker = Linker(self.workspace)  # cursors / scrolling / window linked in world coordinates
         self.loader = Loader(self)
         self.problems: list[str] = []
@@ -141,6 +143,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.loader.loaded.connect(self._on_loaded)
         self.loader.failed.connect(self.report_problem)
         self.series_browser.series_activated.connect(self.load_source)
+        self.series_browser.open_beside_requested.connect(self.open_source_beside)
         self.session.cursor_changed.connect(self._sync_slider)
         self.session.measurements_changed.connect(self._save_measurements)
         self.grid.active_changed.connect(lambda *_: self._sync_slider())
@@ -203,6 +206,8 @@ class MainWindow(QtWidgets.QMainWindow):
         for p in getattr(self, "_pending_paths", []) if self.persistent else []:
             self._add_recent(p)
         wait = getattr(self, "_wait", False)
+        layout, chosen = choose_layout(sources) if self.hanging_enabled() else ("", sources[:1])
+        self._hang = (layout, chosen[1:])  # opened beside once the first series is on screen
         self.load_source(sources[0], wait=wait)
 
     def load_source(self, source, wait: bool = False) -> None:
@@ -216,7 +221,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session.set_volume(volume, source.id, measurements=load_measurements(key), title=title)
         self.workspace.primary_replaced()
         self.volume_bar.show_source(source, volume)
-        self.grid.set_layout(self.grid.layout_name if not volume.is_2d else "single")
+        self.grid.set_layout(self.grid.layout_name)  # a 2D image: the single view (or the compare panes)
         self.actions_.sync_to_volume(volume)
         self.series_browser.highlight(source.id)
         self.tag_browser.set_source(source)
@@ -227,7 +232,116 @@ class MainWindow(QtWidgets.QMainWindow):
         self._sync_slider()
         self.annotation.load_linked_labels(source)  # a SEG / RTSTRUCT found beside the series
         self.annotation.offer_recovery()
+        self._hang_series()
         self.volume_shown.emit(source.id)
+
+    # --- several images: open beside, the hanging rule -------------------------------------
+    def hanging_enabled(self) -> bool:
+        """Whether opening a study of several series hangs them side by side (View menu; saved)."""
+        return str(settings().value("hanging", "true")).lower() in ("true", "1")
+
+    def set_hanging(self, on: bool) -> None:
+        settings().setValue("hanging", "true" if on else "false")
+
+    def set_linking(self, cursors: bool | None = None, window: bool | None = None) -> None:
+        if cursors is not None:
+            self.linker.enabled = bool(cursors)
+            if cursors:
+                self.linker.follow(self.grid.active_entry())  # the others catch up with the one in use
+        if window is not None:
+            self.linker.link_window = bool(window)
+
+    def _hang_series(self) -> None:
+        layout, others = getattr(self, "_hang", ("", []))
+        self._hang = ("", [])
+        if not layout:
+            return
+        for entry in [e for e in self.workspace.others() if e.id in self._hung_ids]:
+            self.workspace.remove(entry)  # the previous study's hung series
+        self._hung_ids = []
+        self._hung = {"layout": layout, "left": len(others),
+                      "text": describe_choice(layout, [self.current_source] + others)}
+        for source in others:
+            self._load_beside(source, hung=True, wait=getattr(self, "_wait", False))
+
+    def open_beside(self, paths: list[str], wait: bool = False) -> None:
+        """Open a file or folder as another image beside the one shown (its first series)."""
+        paths = [str(p) for p in paths]
+        self.statusBar().showMessage("Reading " + ", ".join(os.path.basename(p) or p for p in paths) + " beside …")
+
+        def found(result):
+            sources, problems = result
+            for p in problems:
+                self.report_problem(p)
+            if sources:
+                self._load_beside(sources[0], wait=wait)
+            elif not problems:
+                self.report_problem("No images found")
+
+        if wait:
+            found(discover_paths(paths))
+            hand_over.flush()
+        else:
+            self.loader.run("discover-beside", discover_paths, paths, on_done=found,
+                            on_error=lambda exc: self.report_problem(str(exc)))
+
+    def open_source_beside(self, source, wait: bool = False) -> None:
+        """A series of the open study beside the one shown (series browser: Open beside)."""
+        self._load_beside(source, wait=wait)
+
+    def _load_beside(self, source, hung: bool = False, wait: bool = False) -> None:
+        if wait:
+            try:
+                volume = source.load()
+            except Exception as exc:
+                self._add_beside(source, None, hung)
+                self.report_problem(load_failure(source, exc))
+                return
+            self._add_beside(source, volume, hung)
+        else:
+            def failed(exc):
+                self._add_beside(source, None, hung)
+                self.report_problem(load_failure(source, exc))
+
+            self.loader.run(f"beside-{source.id}", source.load,
+                            on_done=lambda volume: self._add_beside(source, volume, hung), on_error=failed)
+
+    def _add_beside(self, source, volume, hung: bool = False) -> None:
+        """volume None: it could not be read (a hung series is then left out)."""
+        entry = None
+        if volume is not None:
+            entry = self.workspace.add(volume, series_title(source, volume), source_id=source.id)
+        plan = getattr(self, "_hung", None)
+        if hung and plan is not None:
+            if entry is not None:
+                self._hung_ids.append(entry.id)
+            plan["left"] -= 1
+            if plan["left"] <= 0:  # every hung series is read: their layout, one image a pane
+                self._hung = None
+                shown = [self.workspace.primary] + [e for e in self.workspace.others() if e.id in self._hung_ids]
+                if len(shown) > 1:
+                    self.set_layout(plan["layout"] if len(shown) > 2 else "compare-1x2")
+                    for pane, image in zip(self.grid.compare_panes(), shown):
+                        pane.set_entry(image)
+                    self.statusBar().showMessage(plan["text"], 15000)
+            return
+        if entry is None:
+            return
+        self.grid.show_beside(entry, pane=self._free_pane())
+        self.actions_.check_layout(self.grid.layout_name)
+        self.statusBar().showMessage(f"{entry.title} beside {self.workspace.primary.title}: {volume.describe()}", 10000)
+
+    def _free_pane(self) -> int:
+        """Where an image opened beside goes: the second pane, or in a 2x2 layout the first pane
+        that shows no other image yet (the last one when all do)."""
+        panes = self.grid.compare_panes()
+        if self.grid.layout_name != "compare-2x2":
+            return 1
+        shown = [p.entry for p in panes]
+        for i, pane in enumerate(panes[1:], 1):
+            if pane.entry is self.workspace.primary or shown.count(pane.entry) > 1:
+                return i
+        return len(panes) - 1
 
     def _image_key(self, source) -> str:
         """Measurements and autosaved labels are kept under this key; the volumes of one
@@ -379,7 +493,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.docks["3D"].raise_()
 
     def apply_preset(self, name: str) -> None:
-        self.session.apply_preset(name)
+        """A built-in or user window preset on the image in use (the active compare pane's)."""
+        from medviewer.ui.window_presets import user_presets
+
+        session = self.grid.active_session()
+        mine = user_presets()
+        if name in mine:
+            session.set_window(mine[name])
+        else:
+            session.apply_preset(name)
 
     def set_tool(self, tool: str) -> None:
         """navigate, distance or angle; a paint tool is chosen through self.annotation.controller."""

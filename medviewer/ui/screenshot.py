@@ -10,10 +10,12 @@ def render_screenshot(paths: list[str], out: str, layout: str = "mpr", preset: s
                       size: tuple[int, int] = (1400, 850), series: str | None = None,
                       model: str | None = None, explain: str | None = None,
                       model_dirs: list[str] | None = None, device: str | None = None,
-                      labels: str | None = None, render: str | None = None, camera: str | None = None) -> dict:
-    """layout: single, mpr (1x3), 2x2, 2x2-3d (three slice views and the 3D view) or 3d (the 3D view
-    alone: the PNG is the rendering, docks and toolbars hidden). With a 3D layout `preset` names a
-    volume-rendering preset (ct-bone ...) when it is one, else a window preset."""
+                      labels: str | None = None, render: str | None = None, camera: str | None = None,
+                      compare: list[str] | None = None) -> dict:
+    """layout: single, mpr (1x3), 2x2, 2x2-3d (three slice views and the 3D view), 3d (the 3D view
+    alone: the PNG is the rendering, docks and toolbars hidden), compare-1x2 or compare-2x2 (the
+    images of `compare` opened beside the first, one a pane, linked). With a 3D layout `preset`
+    names a volume-rendering preset (ct-bone ...) when it is one, else a window preset."""
     from medviewer.ui.main_window import MainWindow
     from medviewer.ui.qt import application
 
@@ -35,8 +37,13 @@ def render_screenshot(paths: list[str], out: str, layout: str = "mpr", preset: s
         raise MedViewerError("nothing could be opened: " + ("; ".join(win.problems) or "no images"))
     if labels:
         win.annotation.load_labels(labels)
+    beside = [_open_beside(win, path) for path in compare or []]
     three_d = layout in ("3d", "2x2-3d")
-    win.set_layout({"single": "single", "2x2": "2x2", "2x2-3d": "2x2-3d", "3d": "3d"}.get(layout, "1x3"))
+    win.set_layout({"single": "single", "2x2": "2x2", "2x2-3d": "2x2-3d", "3d": "3d", "compare-1x2": "compare-1x2",
+                    "compare-2x2": "compare-2x2"}.get(layout, "1x3"))
+    if beside:
+        for pane, entry in zip(win.grid.compare_panes(), [win.workspace.primary] + beside):
+            pane.set_entry(entry)
     view3d = win.grid.view3d() if three_d else None
     if three_d and view3d.problem:
         raise MedViewerError(f"no 3D view: {view3d.problem}")
@@ -76,9 +83,21 @@ def render_screenshot(paths: list[str], out: str, layout: str = "mpr", preset: s
             raise MedViewerError(f"{out}: could not write the PNG")
     info = {"out": out, "source": win.session.source_id, "layout": win.grid.layout_name,
             "window": [win.session.window.width, win.session.window.level],
-            "cursor": [int(v) for v in win.session.cursor], "problems": list(win.problems), "runs": runs}
+            "cursor": [int(v) for v in win.session.cursor], "problems": list(win.problems), "runs": runs,
+            "images": [p.entry.title for p in win.grid.compare_panes()]}
     win.close()
     return info
+
+
+def _open_beside(win, path: str):
+    """The image at `path` opened beside the first (its workspace entry)."""
+    before = len(win.workspace.entries)
+    problems = len(win.problems)
+    win.open_beside([path], wait=True)
+    if len(win.workspace.entries) == before:
+        reason = "; ".join(win.problems[problems:]) or "no images"
+        raise MedViewerError(f"--compare {path}: nothing could be opened: {reason}")
+    return win.workspace.entries[-1]
 
 
 def _key(name: str) -> str:

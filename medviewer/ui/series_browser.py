@@ -19,7 +19,7 @@ from medviewer.io.volume_4d import volume_groups
 from medviewer.ui import hand_over
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPainter, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QMenu, QVBoxLayout, QWidget
 
 THUMB_SIZE = 96
 BACKGROUND = "#202020"
@@ -140,6 +140,7 @@ class SeriesBrowser(QWidget):
     """A list of series with thumbnails; double-click or Enter activates one."""
 
     series_activated = Signal(object)  # the ImageSource
+    open_beside_requested = Signal(object)  # the ImageSource: context menu "Open beside"
     thumbnail_ready = Signal(str)  # source id, once its thumbnail (or its error icon) is shown
 
     def __init__(self, parent: QWidget | None = None, thumbnail_size: int = THUMB_SIZE, workers: int = 2):
@@ -154,6 +155,8 @@ class SeriesBrowser(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.list)
         self.list.itemActivated.connect(self._activate)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._context_menu)
         self._pool = _Pool(workers)
         pool = self._pool  # the lambda must not keep the widget alive
         self.destroyed.connect(lambda *_: pool.shutdown())
@@ -272,6 +275,21 @@ class SeriesBrowser(QWidget):
             self._thumbnails[source_id] = array
             item.setIcon(QIcon(_pixmap(array, self._size)))
         self.thumbnail_ready.emit(source_id)
+
+    def context_actions(self, item: QListWidgetItem) -> QMenu:
+        """The menu of a row: open it in place of the image shown, or beside it."""
+        menu = QMenu(self)
+        source = self._sources.get(item.data(ID_ROLE))
+        menu.addAction("Open", lambda: self._activate(item))
+        menu.addAction("Open beside", lambda: source is not None and self.open_beside_requested.emit(source))
+        return menu
+
+    def _context_menu(self, pos) -> None:
+        item = self.list.itemAt(pos)
+        if item is not None:
+            menu = self.context_actions(item)
+            menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            menu.popup(self.list.viewport().mapToGlobal(pos))
 
     def _activate(self, item: QListWidgetItem) -> None:
         source = self._sources.get(item.data(ID_ROLE))

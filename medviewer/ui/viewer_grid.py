@@ -80,6 +80,7 @@ class ViewerGrid(QtWidgets.QWidget):
         self._panes: list[ComparePane] = []
         self._extra_views: dict[tuple, SliceView] = {}  # (entry id, plane, n) -> a view of another session
         self._syncing_range = False
+        self._active_pane_view: SliceView | None = None  # the compare pane view the user worked in last
         self.views = {plane: SliceView(session, plane) for plane in PLANES}
         self.info = CursorInfo(session)
         self._view3d = None
@@ -171,6 +172,9 @@ class ViewerGrid(QtWidgets.QWidget):
         return self.views[self.active_plane]
 
     def fit_all(self) -> None:
+        if self.layout_name in COMPARE_LAYOUTS:
+            self._fit_compare()  # linked panes then share the first one's zoom and centre
+            return
         for view in self.visible_views():
             view.fit()
 
@@ -182,6 +186,17 @@ class ViewerGrid(QtWidgets.QWidget):
         workspace.changed.connect(self._workspace_changed)
         self.linker.outside_changed.connect(lambda entry: self._refresh_outside())
         self._workspace_changed()
+
+    def active_entry(self) -> ImageEntry:
+        """The image the user works on: in a compare layout the pane last clicked, scrolled or
+        windowed in; otherwise (and at first) the primary."""
+        for pane in self.compare_panes():
+            if pane.view is not None and pane.view is self._active_pane_view and pane.entry is not None:
+                return pane.entry
+        return self.workspace.primary
+
+    def active_session(self) -> Session:
+        return self.active_entry().session
 
     def compare_panes(self) -> list[ComparePane]:
         """The panes of the compare layout shown (none in the other layouts)."""
@@ -232,6 +247,7 @@ class ViewerGrid(QtWidgets.QWidget):
 
     def _view_for(self, entry: ImageEntry, plane: str, used: set) -> SliceView:
         if entry is self.workspace.primary and self.views[plane] not in used:
+            self._hook(self.views[plane])
             return self.views[plane]
         n = 0
         while self._extra_views.get((entry.id, plane, n)) in used:
@@ -249,6 +265,7 @@ class ViewerGrid(QtWidgets.QWidget):
             return
         view._compare_hooked = True
         view.viewbox.sigRangeChanged.connect(lambda *_: self._range_changed(view))
+        view.activated.connect(lambda *_: setattr(self, "_active_pane_view", view))
         view.graphics.scene().sigMouseClicked.connect(lambda ev: self._clicked(view, ev))
 
     def _park(self, view: SliceView | None) -> None:
