@@ -1,7 +1,7 @@
 """N4 bias-field correction for MR (SimpleITK ``N4BiasFieldCorrectionImageFilter``).
 
 The usual recipe (SimpleITK's N4 example): the field is estimated on the image shrunk by
-``shrink`` (the field is smooth; this is what makes N4 take seconds), inside an Otsu mask of the
+``shrink`` (less along an axis that would keep under 4 voxels; the field is smooth; this is what makes N4 take seconds), inside an Otsu mask of the
 head when ``mask`` is on, then evaluated at full resolution (``GetLogBiasFieldAsImage``) and the
 input divided by it. The result is float32 on the input's grid.
 """
@@ -18,11 +18,12 @@ def correct(image: sitk.Image, p: dict, steps) -> tuple[sitk.Image, sitk.Image]:
     mask = sitk.OtsuThreshold(image, 0, 1, 200) if p["mask"] else sitk.Image(image.GetSize(), sitk.sitkUInt8) + 1
     if not p["mask"]:
         mask.CopyInformation(image)
-    shrink = [p["shrink"]] * image.GetDimension()
+    # an axis keeps at least 4 voxels (N4's B-spline domain collapses on a one-voxel axis)
+    shrink = [max(1, min(p["shrink"], n // 4)) for n in image.GetSize()]
     small, small_mask = sitk.Shrink(image, shrink), sitk.Shrink(mask, shrink)
     f = sitk.N4BiasFieldCorrectionImageFilter()
     f.SetMaximumNumberOfIterations([p["iterations"]] * p["levels"])
-    execute(steps, f, small, small_mask, end=0.95)
+    execute(steps, f, small, small_mask, end=0.95, iterations=p["iterations"] * p["levels"])
     log_field = f.GetLogBiasFieldAsImage(image)
     return sitk.Cast(image / sitk.Exp(log_field), sitk.sitkFloat32), log_field
 

@@ -36,7 +36,9 @@ registered so far (the processing groups always; clustering once ai.clustering i
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -237,28 +239,69 @@ def run_operation(name: str, volume: Volume, params: dict | None = None, progres
 
 
 # --- helpers for the group modules -----------------------------------------------------------
-def execute(steps: Steps, filt, *images, start: float = 0.0, end: float = 1.0):
-    """Run a SimpleITK filter object on IMAGES with progress mapped onto [start, end] of the run,
-    aborted (Cancelled raised) when cancel() turns True; a filter failure is a MedViewerError."""
+class _Stop(Exception):
+    """Raised inside a SimpleITK command to end a filter that goes on after Abort() (N4, which
+    never checks it; Canny's inner pipeline): SimpleITK turns it into a RuntimeError out of
+    Execute, after printing it through sys.excepthook (filtered while a filter runs)."""
+
+
+@contextmanager
+def _quiet_stops():
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        if not issubclass(kind, _Stop):
+            previous(kind, value, tb)
+
+    sys.excepthook = hook
+    try:
+        yield
+    finally:
+        if sys.excepthook is hook:
+            sys.excepthook = previous
+
+
+def execute(steps: Steps, filt, *images, start: float = 0.0, end: float = 1.0, iterations: int = 0):
+    """Run a SimpleITK filter object on IMAGES with progress mapped onto [start, end] of the run
+    (from its progress event, or from its iteration event counted against ITERATIONS when given:
+    N4 reports progress only at its end) and stopped when cancel() turns True: Abort() first, and
+    if the filter still calls back, an exception out of the callback. Cancelled is then raised
+    (nothing returned); a filter failure is a MedViewerError."""
     import SimpleITK as sitk
 
+    aborted, done = [False], [0]
+
+    def stop_if_cancelled() -> bool:
+        if not steps.cancelled():
+            return False
+        if aborted[0]:
+            raise _Stop()
+        filt.Abort()
+        aborted[0] = True
+        return True
+
     def on_progress():
-        if steps.cancelled():
-            filt.Abort()
-            return
-        steps.tell(start + (end - start) * filt.GetProgress())
+        if not stop_if_cancelled() and not iterations:
+            steps.tell(start + (end - start) * filt.GetProgress())
+
+    def on_iteration():
+        done[0] += 1
+        if not stop_if_cancelled() and iterations:
+            steps.tell(start + (end - start) * min(done[0] / iterations, 1.0))
 
     steps.check()
     filt.AddCommand(sitk.sitkProgressEvent, on_progress)
+    filt.AddCommand(sitk.sitkIterationEvent, on_iteration)
     try:
-        out = filt.Execute(*images)
+        with _quiet_stops():
+            out = filt.Execute(*images)
     except RuntimeError as exc:
         if steps.cancelled():
             raise Cancelled(f"{steps.title} cancelled") from None
         raise MedViewerError(f"{steps.title} failed: {_first_line(exc)}") from None
     finally:
         filt.RemoveAllCommands()
-    steps.check()  # an abort ITK noticed too late to stop (the last chunk) still discards the result
+    steps.check()  # a filter that noticed no abort (no events: Sobel, Laplacian) still gives nothing
     steps.tell(end)
     return out
 
