@@ -8,13 +8,15 @@ the moving image's window). Views subscribe to `changed` and redraw.
 
 The moving image is resampled on the fly, one view plane at a time: `plane()` takes the plane's
 pixel grid in world (origin + col * axis_u + row * axis_v, mm) and returns the moving values there
-(trilinear, float32, NaN outside the moving image), through SimpleITK's Resample with a one-slice
-reference image (C++, multi-threaded, any transform, B-spline included). A point inside a voxel's
+(trilinear, float32, NaN outside the moving image), through SimpleITK's ResampleImageFilter onto a
+one-slice output grid (C++, multi-threaded, any transform, B-spline included; one filter kept per
+image and transform, so that a plane sets only its grid). A point inside a voxel's
 extent (half a voxel beyond the outer centres) takes the image's values, as ITK resamples.
 SimpleITK is imported when an image is first fused (core stays numpy-only to import).
 
-`compose()` turns a fixed plane and the moving plane into the RGBA picture a view draws over the
-fixed image: overlay (the moving values in a colour map, transparent below the threshold and
+`indexed()` turns a fixed plane and the moving plane into the picture a view draws over the fixed
+image, as a uint8 index image and its RGBA colour table (pyqtgraph colours it in C; `compose()`
+gives the same picture as RGBA): overlay (the moving values in a colour map, transparent below the threshold and
 outside), checkerboard (squares of the fixed and the moving image, each grey in its own window,
 opaque), difference (|fixed - moving| after normalising each by its window, in a colour map).
 """
@@ -34,11 +36,13 @@ from medviewer.core.volume import Volume
 MODES = ("off", "overlay", "checkerboard", "difference")
 COLOURS = COLOUR_MAPS + ("grey",)
 _DISPLAY = ("opacity", "colormap", "threshold", "checker_mm", "window")
-_GREY = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
 
 
-def _table(name: str) -> np.ndarray:
-    return _GREY if name == "grey" else colour_table(name)
+def _table(name: str, n: int = 256) -> np.ndarray:
+    """(n, 3) uint8 RGB of a colour map, dark to bright."""
+    if name == "grey":
+        return np.repeat(np.linspace(0, 255, n).round().astype(np.uint8)[:, None], 3, axis=1)
+    return colour_table(name, n)
 
 
 def _title(volume: Volume) -> str:
@@ -63,6 +67,7 @@ class Fusion:
         self.window = Window(1.0, 0.5)  # the moving image's display window
         self.changed = Event()  # ()
         self._image = None  # the moving image as a SimpleITK image, made once per image
+        self._resampler = None  # (version, the ResampleImageFilter set up for the image and transform)
         self.version = 0  # counts the changes of the moving image or its transform (views cache planes)
 
     @property
@@ -165,54 +170,146 @@ class Fusion:
         su, sv = float(np.linalg.norm(u)), float(np.linalg.norm(v))
         if su <= 0 or sv <= 0:
             raise ValueError("the plane's pixel axes must be non-zero")
-        check_fits(rows * cols * 4 * 2, f"resampling a {cols}x{rows} fused plane")
+        if rows * cols > 4096 * 4096:  # a plane is small; a hostile geometry could ask for a huge one
+            check_fits(rows * cols * 4 * 2, f"resampling a {cols}x{rows} fused plane")
+        if self.transform is None:
+            direct = _voxel_plane(self.moving, origin, u, v, (rows, cols))
+            if direct is not None:
+                return direct
         import SimpleITK as sitk
 
         u_hat, v_hat = u / su, v / sv
-        reference = sitk.Image([cols, rows, 1], sitk.sitkUInt8)
-        reference.SetSpacing((su, sv, 1.0))
-        reference.SetOrigin(tuple(float(x) for x in origin))
-        reference.SetDirection(tuple(np.column_stack([u_hat, v_hat, np.cross(u_hat, v_hat)]).ravel()))
-        transform = self.transform if self.transform is not None else sitk.Transform(3, sitk.sitkIdentity)
-        out = sitk.Resample(self._image, reference, transform, sitk.sitkLinear,
-                            float("nan"), sitk.sitkFloat32)
+        resampler = self._resampler_for(sitk)
+        resampler.SetSize((cols, rows, 1))
+        resampler.SetOutputSpacing((su, sv, 1.0))
+        resampler.SetOutputDirection(tuple(np.column_stack([u_hat, v_hat, np.cross(u_hat, v_hat)]).ravel()))
+        resampler.SetOutputOrigin(tuple(float(x) for x in origin))
+        out = resampler.Execute(self._image)
         return sitk.GetArrayFromImage(out)[0]
 
+    def _resampler_for(self, sitk):
+        """One ResampleImageFilter per moving image and transform (trilinear, NaN outside, float32):
+        a plane then sets only its grid."""
+        if self._resampler is None or self._resampler[0] != self.version:
+            f = sitk.ResampleImageFilter()
+            f.SetInterpolator(sitk.sitkLinear)
+            f.SetDefaultPixelValue(float("nan"))
+            f.SetOutputPixelType(sitk.sitkFloat32)
+            f.SetTransform(self.transform if self.transform is not None else sitk.Transform(3, sitk.sitkIdentity))
+            self._resampler = (self.version, f)
+        return self._resampler[1]
+
     # --- display ----------------------------------------------------------------------
-    def compose(self, fixed_plane: np.ndarray, moving_plane: np.ndarray, fixed_window: Window,
-                pixel_mm: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
-        """The (rows, cols, 4) uint8 RGBA picture drawn over the fixed image. `pixel_mm` is the
-        (column, row) pixel size in mm: checkerboard squares are `checker_mm` wide, counted from
-        the plane's first pixel's edge (square (0, 0) shows the fixed image)."""
+    def indexed(self, fixed_plane: np.ndarray, moving_plane: np.ndarray, fixed_window: Window,
+                pixel_mm: tuple[float, float] = (1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+        """The picture drawn over the fixed image as (indices, colour table): a (rows, cols) uint8
+        image and its (256, 4) uint8 RGBA table (a view hands both to its image item, which
+        colours them in C). Overlay and difference: index 0 is transparent (outside the moving
+        image, below the threshold), 1..255 run through the colour map. Checkerboard: grey 0..255,
+        opaque. `pixel_mm` is the (column, row) pixel size in mm: checkerboard squares are
+        `checker_mm` wide, counted from the plane's first pixel's edge (square (0, 0) shows the
+        fixed image; the moving image's squares show the fixed one where it has no values)."""
         moving_plane = np.asarray(moving_plane, np.float32)
-        rgba = np.zeros(moving_plane.shape + (4,), np.uint8)
-        inside = np.isfinite(moving_plane)
-        if self.mode == "overlay":
-            shown = inside if self.threshold is None else inside & (np.where(inside, moving_plane, -np.inf) >= self.threshold)
-            rgba[..., :3] = _table(self.colormap)[_to_byte(moving_plane, self.window)]
-            rgba[..., 3] = np.where(shown, int(round(255 * self.opacity)), 0)
-        elif self.mode == "checkerboard":
+        missing = np.isnan(moving_plane)
+        if self.mode == "checkerboard":
             rows, cols = moving_plane.shape
             col_sq = (((np.arange(cols) + 0.5) * pixel_mm[0]) // self.checker_mm).astype(np.int64)
             row_sq = (((np.arange(rows) + 0.5) * pixel_mm[1]) // self.checker_mm).astype(np.int64)
-            moving_square = ((row_sq[:, None] + col_sq[None, :]) % 2 == 1) & inside
-            grey = np.where(moving_square, _to_byte(moving_plane, self.window), _to_byte(fixed_plane, fixed_window))
-            rgba[..., :3] = grey[..., None]
-            rgba[..., 3] = 255
+            moving_square = ((row_sq[:, None] + col_sq[None, :]) % 2 == 1) & ~missing
+            indices = _scaled(fixed_plane, fixed_window, 255)
+            np.copyto(indices, _scaled(moving_plane, self.window, 255, missing), where=moving_square)
+            return indices, _opaque(_table("grey"))
+        if self.mode == "overlay":
+            indices = _scaled(moving_plane, self.window, 254, missing) + np.uint8(1)
+            if self.threshold is not None:
+                missing |= moving_plane < self.threshold
+            alpha = int(round(255 * self.opacity))
         elif self.mode == "difference":
-            diff = np.abs(_normalised(fixed_plane, fixed_window) - _normalised(moving_plane, self.window))
-            rgba[..., :3] = _table(self.colormap)[np.rint(np.nan_to_num(diff) * 255).astype(np.uint8)]
-            rgba[..., 3] = np.where(inside, 255, 0)
-        return rgba
+            diff = np.abs(_unit(fixed_plane, fixed_window) - _unit(moving_plane, self.window))
+            indices = _scaled(diff, Window(1.0, 0.5), 254, missing) + np.uint8(1)
+            alpha = 255
+        else:
+            return np.zeros(moving_plane.shape, np.uint8), np.zeros((256, 4), np.uint8)
+        indices[missing] = 0
+        lut = np.zeros((256, 4), np.uint8)
+        lut[1:, :3] = _table(self.colormap, 255)
+        lut[1:, 3] = alpha
+        return indices, lut
+
+    def compose(self, fixed_plane: np.ndarray, moving_plane: np.ndarray, fixed_window: Window,
+                pixel_mm: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+        """The same picture as (rows, cols, 4) uint8 RGBA."""
+        indices, lut = self.indexed(fixed_plane, moving_plane, fixed_window, pixel_mm)
+        return lut[indices]
 
 
-def _normalised(values: np.ndarray, window: Window) -> np.ndarray:
-    """Values through a window onto 0..1 (NaN stays NaN)."""
-    return np.clip((np.asarray(values, np.float32) - window.low) / max(window.width, 1e-12), 0.0, 1.0)
+def _unit(values: np.ndarray, window: Window) -> np.ndarray:
+    """Values through a window onto 0..1 (float32; NaN stays NaN)."""
+    out = np.subtract(values, np.float32(window.low), dtype=np.float32)
+    out *= np.float32(1.0 / max(window.width, 1e-12))
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
-def _to_byte(values: np.ndarray, window: Window) -> np.ndarray:
-    return np.rint(np.nan_to_num(_normalised(values, window)) * 255).astype(np.uint8)
+def _scaled(values: np.ndarray, window: Window, top: int, missing: np.ndarray | None = None) -> np.ndarray:
+    """Values through a window onto the integers 0..top (uint8, rounded); `missing` (NaN) gives 0."""
+    out = _unit(values, window)
+    out *= np.float32(top)
+    out += np.float32(0.5)
+    if missing is not None:
+        out[missing] = 0
+    return out.astype(np.uint8)
+
+
+def _opaque(rgb: np.ndarray) -> np.ndarray:
+    lut = np.full((len(rgb), 4), 255, np.uint8)
+    lut[:, :3] = rgb
+    return lut
+
+
+def _voxel_plane(volume: Volume, origin, u, v, shape) -> np.ndarray | None:
+    """The plane read straight from the voxels when its pixels are voxel centres of `volume` and
+    its axes run along two index axes (a moving image on the fixed image's grid — a processing or
+    registration result — or a grid that differs by whole voxels): what trilinear interpolation
+    gives there, without interpolating. None when the plane is not such a plane."""
+    inv = np.linalg.inv(volume.direction @ np.diag(volume.spacing))
+    start = inv @ (np.asarray(origin, float) - np.asarray(volume.origin))
+    du, dv = inv @ u, inv @ v
+    steps = np.stack([start, du, dv])
+    if np.max(np.abs(steps - np.rint(steps))) > 1e-6:
+        return None
+    start, du, dv = (np.rint(x).astype(int) for x in (start, du, dv))
+    if np.count_nonzero(du) != 1 or np.count_nonzero(dv) != 1 or abs(du.sum()) != 1 or abs(dv.sum()) != 1:
+        return None
+    a, b = int(np.flatnonzero(du)[0]), int(np.flatnonzero(dv)[0])
+    if a == b:
+        return None
+    c = 3 - a - b
+    rows, cols = shape
+    out = np.full((rows, cols), np.nan, np.float32)
+    size = volume.size
+    if not 0 <= start[c] < size[c]:
+        return out
+    cols_in, rows_in = _run_inside(start[a], du[a], cols, size[a]), _run_inside(start[b], dv[b], rows, size[b])
+    if cols_in is None or rows_in is None:
+        return out
+    index = [slice(None)] * 3  # numpy (z, y, x) = index axes (2, 1, 0): a view of the voxels
+    index[2 - a] = _voxel_slice(start[a], du[a], cols_in)
+    index[2 - b] = _voxel_slice(start[b], dv[b], rows_in)
+    index[2 - c] = int(start[c])
+    part = volume.data[tuple(index)]
+    out[rows_in[0]:rows_in[1], cols_in[0]:cols_in[1]] = part if b > a else part.T  # numpy order is (b, a) when b > a
+    return out
+
+
+def _run_inside(start: int, step: int, n: int, size: int) -> tuple[int, int] | None:
+    """The pixels [first, stop) of n pixels at voxels start + step * p (step ±1) that lie in 0..size-1."""
+    lo, hi = (max(0, -start), min(n, size - start)) if step > 0 else (max(0, start - size + 1), min(n, start + 1))
+    return (int(lo), int(hi)) if hi > lo else None
+
+
+def _voxel_slice(start: int, step: int, run: tuple[int, int]) -> slice:
+    first, last = start + step * run[0], start + step * (run[1] - 1)
+    return slice(first, last + 1) if step > 0 else slice(first, last - 1 if last > 0 else None, -1)
 
 
 def _is_transform(value) -> bool:

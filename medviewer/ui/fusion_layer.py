@@ -24,6 +24,7 @@ class FusionLayer:
         self.item.setVisible(False)
         view.viewbox.addItem(self.item)
         self._cache: tuple | None = None  # (key, moving plane)
+        self._lut = np.zeros((256, 4), np.uint8)  # the colour table of the picture shown
         self.fusion = view.session.fusion
         self.fusion.changed.connect(self.render)
         view.session.window_changed.connect(self._on_window)
@@ -36,6 +37,10 @@ class FusionLayer:
     def _on_window(self, *_) -> None:
         if self.view._lut16 is None:  # an int16 image's new window redraws the whole slice, this layer too
             self.render()
+
+    def rgba(self) -> np.ndarray:
+        """The picture shown, as (rows, cols, 4) uint8 RGBA in display order."""
+        return self._lut[self.item.image]
 
     def pixel_grid(self):
         """(origin, axis_u, axis_v, shape, (column mm, row mm)) of the plane the view shows, before
@@ -76,10 +81,14 @@ class FusionLayer:
             self._cache = None
             return
         moving, pixel_mm = self.moving_plane()
-        rgba = self.fusion.compose(self.fixed_plane(), moving, view.session.window, pixel_mm)
+        fixed = None if self.fusion.mode == "overlay" else self.fixed_plane()  # an overlay needs only the moving
+        indices, self._lut = self.fusion.indexed(fixed, moving, view.session.window, pixel_mm)
         if view.oblique_plane is None:
-            rgba = view._transform(rgba)
-        self.item.setImage(np.ascontiguousarray(rgba), autoLevels=False, levels=None)
+            indices = view._transform(indices)
+        # uint8 indices with a 256-row table and no levels: pyqtgraph's indexed-colour fast path
+        self.item.setLookupTable(self._lut)
+        self.item.setLevels(None)
+        self.item.setImage(np.ascontiguousarray(indices), autoLevels=False)
         w, h = view._display_extent()
         self.item.setRect(QtCore.QRectF(0, 0, w, h))
         self.item.setVisible(True)

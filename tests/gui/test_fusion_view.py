@@ -50,7 +50,7 @@ def _layer_pixel(view, ijk):
     """The fusion layer's RGBA at voxel ijk (its image is in display order, like the slice's)."""
     g = view.geometry_
     col, row, _ = g.pixel_from_index(ijk)
-    return view.fusion_layer.item.image[int(row), int(col)]
+    return view.fusion_layer.rgba()[int(row), int(col)]
 
 
 def test_overlay_is_coloured_where_the_moving_image_is_above_the_threshold(view, qtbot):
@@ -141,7 +141,7 @@ def test_fusion_follows_a_turned_plane(view):
     o = view.oblique_plane
     x, y, _ = o.view_xy(volume.index_to_world(centre))
     col, row = int(x / o.pixel), int(y / o.pixel)
-    rgba = view.fusion_layer.item.image
+    rgba = view.fusion_layer.rgba()
     assert rgba.shape[:2] == (o.n_rows, o.n_cols)
     assert tuple(rgba[row, col]) == tuple(colour_table("jet")[255]) + (255,)
     far = volume.index_to_world((30.0, 5.0, float(session.cursor[2])))  # outside the box on the same plane

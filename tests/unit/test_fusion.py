@@ -155,8 +155,9 @@ def test_overlay_is_coloured_where_the_moving_image_is_above_the_threshold():
     assert rgba[0, :2, 3].tolist() == [0, 0] and rgba[0, 2:, 3].tolist() == [255, 255]
     from medviewer.core.colormaps import colour_table
 
-    assert rgba[0, 3, :3].tolist() == colour_table("hot")[255].tolist()
-    assert rgba[0, 2, :3].tolist() == colour_table("hot")[128].tolist()
+    table = colour_table("hot", 255)  # the overlay's colours (index 0 is transparent)
+    assert rgba[0, 3, :3].tolist() == table[254].tolist()  # the top of the window: the top colour
+    assert rgba[0, 2, :3].tolist() == table[127].tolist()  # the middle: the middle colour
 
 
 def test_checkerboard_squares_alternate_every_checker_mm():
@@ -181,7 +182,7 @@ def test_difference_is_zero_where_the_images_agree():
     rgba = fusion.compose(fixed, moving, Window(100, 50))
     assert rgba[0, :2, :3].max() == 0 and rgba[0, :2, 3].tolist() == [255, 255] and rgba[0, 2, 3] == 0
     different = fusion.compose(fixed, np.array([[20.0, 200.0, 60.0]], np.float32), Window(100, 50))
-    assert different[0, :, 0].tolist() == [0, 204, 0]  # |0.2 - 1.0| of white in the middle
+    assert different[0, :, 0].tolist() == [0, round(203 * 255 / 254), 0]  # |0.2 - 1.0| = 0.8: 203 of 254 steps
 
 
 def test_a_2d_image_over_a_3d_one_is_refused_and_nothing_changes(mri):
@@ -242,3 +243,33 @@ def test_a_new_image_in_the_session_turns_fusion_off(mri):
     session.fusion.changed.connect(lambda: seen.append(session.fusion.mode))
     session.set_volume(mri.copy_geometry(mri.data.copy()))
     assert session.fusion.mode == "off" and session.fusion.moving is None and seen == ["off"]
+
+
+@pytest.mark.parametrize("plane", ["axial", "coronal", "sagittal"])
+def test_a_grid_of_whole_voxels_is_read_from_the_voxels_as_resample_gives(mri, plane):
+    """A moving image on the fixed grid moved by whole voxels, and one stored with its x axis
+    reversed: the plane is read from the voxels (no interpolation) and equals SimpleITK's Resample."""
+    shifted = _moved(mri, (5, -3, 2))
+    flip = np.diag([-1.0, 1.0, 1.0])
+    reversed_x = mri.copy_geometry(np.ascontiguousarray(mri.data[:, :, ::-1]), direction=mri.direction @ flip,
+                                   origin=tuple(mri.index_to_world((mri.size[0] - 1, 0, 0))))
+    for moving in (shifted, reversed_x):
+        fusion = Fusion(lambda: mri)
+        fusion.set(moving, mode="overlay")
+        g, origin, u, v, shape = _grid_plane(mri, plane, k := plane_geometry(mri, plane).n_slices // 2 + 1)
+        got, want = fusion.plane(mri, origin, u, v, shape), g.slice(_whole(mri, moving), k)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got[np.isfinite(got)], want[np.isfinite(want)], atol=1e-4)
+    np.testing.assert_array_equal(got, g.slice(mri.data, k))  # the reversed copy is the image itself
+
+
+def test_a_slice_beyond_a_moving_grid_of_whole_voxels_is_all_nan(mri):
+    moving = _moved(mri, (0, 0, 20))  # starts 20 slices further up
+    fusion = Fusion(lambda: mri)
+    fusion.set(moving, mode="overlay")
+    for k, inside in ((5, False), (25, True)):
+        g, origin, u, v, shape = _grid_plane(mri, "axial", k)
+        got = fusion.plane(mri, origin, u, v, shape)
+        assert np.isfinite(got).all() if inside else np.isnan(got).all()
+        if inside:
+            np.testing.assert_array_equal(got, g.slice(mri.data, k - 20))
