@@ -12,7 +12,7 @@ from medviewer import __version__
 from medviewer.core.errors import MedViewerError
 
 COMMANDS = ("info", "convert", "view", "screenshot", "stats", "surfaces", "models", "infer", "train", "evaluate",
-            "features")
+            "features", "process")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     from medviewer.cli_features import add_parser as add_features_parser
 
     add_features_parser(sub)
+    from medviewer.cli_process import add_parser as add_process_parser
+
+    add_process_parser(sub)  # `process`
 
     ev = sub.add_parser("evaluate", help="measure a model on a labelled dataset")
     ev.add_argument("--model", required=True, help="model name (see `medviewer models`)")
@@ -198,6 +201,10 @@ def _run(args, argv: list[str]) -> int:
         from medviewer.cli_ai import cmd_train
 
         return cmd_train(args, argv)
+    if args.command == "process":
+        from medviewer.cli_process import cmd_process
+
+        return cmd_process(args)
     if args.command == "features":
         from medviewer.cli_features import cmd_features
 

@@ -1,6 +1,7 @@
 """Every processing operation against its bare library call (tests/support/processing_reference),
-on a real MR (a block of ../shared/data/brain_t1, skipped when absent) and on synthetic 3D and 2D
-images (always, so CI tests every operation); geometry kept; labels named."""
+on real MRs (the demo hippocampus MR in resources/, always there; a block of
+../shared/data/brain_t1, skipped when absent) and on synthetic 3D and 2D images; geometry kept;
+labels named."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,7 @@ import SimpleITK as sitk
 from medviewer.ai.clustering import all_operations
 from medviewer.core.volume import Volume
 from medviewer.processing.operations import run_operation
-from tests.conftest import shared
+from tests.conftest import DEMO, shared
 from tests.support.processing_reference import reference
 
 ALL = sorted(all_operations())
@@ -39,12 +40,19 @@ SYNTHETIC = {
 }
 
 
-@pytest.fixture(scope="module")
-def brain_block() -> Volume:
-    image = sitk.ReadImage(str(shared("brain_t1", "KmeansTest_T1UCharRaw.nii.gz")))
-    data = sitk.GetArrayFromImage(image)[24:32, 40:80, 44:84]  # 8 x 40 x 40 voxels through the head
+def _read(path, block=(slice(None),) * 3) -> Volume:
+    image = sitk.ReadImage(str(path))
+    data = sitk.GetArrayFromImage(image)[block]
     return Volume(np.ascontiguousarray(data), image.GetSpacing(), image.GetOrigin(),
                   np.reshape(image.GetDirection(), (3, 3)))
+
+
+@pytest.fixture(scope="module", params=["demo hippocampus MR", "brain_t1 block"])
+def real_mr(request) -> Volume:
+    if request.param == "demo hippocampus MR":  # 35 x 51 x 35 voxels, uint8
+        return _read(DEMO / "mri_hippocampus" / "hippocampus_001.nii.gz")
+    # 8 x 40 x 40 voxels through the head
+    return _read(shared("brain_t1", "KmeansTest_T1UCharRaw.nii.gz"), np.s_[24:32, 40:80, 44:84])
 
 
 def _check(name: str, volume: Volume) -> None:
@@ -83,8 +91,8 @@ def test_each_operation_is_its_library_call_on_a_synthetic_image(name, kind):
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_each_operation_is_its_library_call_on_a_real_mr(name, brain_block):
-    _check(name, brain_block)
+def test_each_operation_is_its_library_call_on_a_real_mr(name, real_mr):
+    _check(name, real_mr)
 
 
 def test_every_operation_of_the_issue_is_there():
