@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from medviewer.core.display import Window
 from medviewer.core.errors import MedViewerError
 from medviewer.ui import hand_over
 from medviewer.ui.param_form import ParamForm
@@ -33,24 +34,27 @@ def _operations() -> dict:
 
 
 def _run(name: str, volume, params: dict, progress=None, cancel=None):
-    """Worker side: the operation, and for an edge map the level below which the overlay is clear."""
+    """Worker side: the operation, and how an edge map is best shown over its source."""
     from medviewer.processing.operations import run_operation
 
     result = run_operation(name, volume, params, progress=progress, cancel=cancel)
-    return result, _overlay_threshold(result.volume)
+    return result, overlay_display(result.volume)
 
 
-def _overlay_threshold(volume) -> float | None:
-    """Half the smallest edge strength for a binary edge map (Canny), the median edge strength for a
-    graded one (gradient magnitude): the weak half of the edges stays transparent."""
+def overlay_display(volume) -> dict:
+    """Fusion settings for an edge map: a binary one (Canny) opaque yellow where the edges are,
+    clear elsewhere; a graded one (gradient magnitude) in its colour map with its weaker half
+    (below the median edge strength) clear."""
     if volume is None:
-        return None
+        return {}
     data = np.asarray(volume.data, dtype=np.float32)
     edges = data[data > 0]
     if edges.size == 0:
-        return None
+        return {}
     low, high = float(edges.min()), float(edges.max())
-    return low / 2 if low == high else float(np.median(edges))
+    if low == high:  # one value on the edges: it shows at 3/4 of the hot colour map (yellow)
+        return {"threshold": low / 2, "window": Window(2.0 * high, 0.5 * high), "opacity": 0.9}
+    return {"threshold": float(np.median(edges))}
 
 
 class ProcessingPanel(QtWidgets.QWidget):
@@ -189,11 +193,12 @@ class ProcessingPanel(QtWidgets.QWidget):
         self.controls.cancel()
 
     def _show(self, outcome) -> None:
-        result, threshold = outcome
+        result, display = outcome
         entry, volume, op = self._job
         if entry not in self.workspace.entries or entry.volume is not volume:
             raise MedViewerError(f"{entry.title} was closed or replaced while {op.title} ran; nothing was added.")
         if result.labels is not None:
+            result.labels.set_display(opacity=0.5)  # classes over the anatomy, both visible
             entry.session.add_label_map(result.labels)
             self.controls.say(f"{result.description}: label map “{result.labels.name}” added to {entry.title}.")
             self.result_added.emit(result.labels)
@@ -202,7 +207,7 @@ class ProcessingPanel(QtWidgets.QWidget):
         if op.output == "overlay":
             new = self.workspace.add(result.volume, title, derived_from=entry.id, operation=result.description)
             try:
-                fuse(entry, new, "overlay", threshold=threshold)
+                fuse(entry, new, "overlay", colormap="hot", **display)
             except MedViewerError:
                 self.workspace.remove(new)
                 raise

@@ -27,6 +27,7 @@ import numpy as np
 from medviewer.core.errors import Cancelled, MedViewerError
 from medviewer.ui import hand_over
 from medviewer.ui.file_dialogs import save_path
+from medviewer.ui.landmark_marks import LandmarkMarks
 from medviewer.ui.qt import Qt, QtWidgets, Signal
 from medviewer.ui.run_controls import RunControls, one_line
 from medviewer.ui.workspace_view import fuse, show_beside
@@ -67,13 +68,18 @@ def _stop_if(cancel, what: str) -> None:
         raise Cancelled(f"{what} cancelled")
 
 
-def _button_row(layout, *texts: str) -> list:
-    row = QtWidgets.QHBoxLayout()
+def _buttons(layout, *texts: str) -> list:
+    """Full-width buttons, one a row (a narrow dock does not clip their text)."""
     buttons = [QtWidgets.QPushButton(text) for text in texts]
     for button in buttons:
-        row.addWidget(button)
-    layout.addLayout(row)
+        layout.addWidget(button)
     return buttons
+
+
+def _stop_text(reason: str) -> str:
+    """ITK's stop condition without the optimiser's class name and the numbers after the first sentence."""
+    reason = reason.split(": ", 1)[-1] if "Optimizer" in reason.split(": ", 1)[0] else reason
+    return reason.split(". ", 1)[0].rstrip(".")
 
 
 def _xyz(point) -> str:
@@ -89,6 +95,8 @@ class RegistrationPanel(QtWidgets.QWidget):
         self.win = window
         self.workspace = window.workspace
         self.pairs: list[list] = []  # [fixed world point | None, moving world point | None]
+        self.marks = LandmarkMarks(window.grid)  # the pairs drawn in the panes
+        self._paired = (None, None)  # the (fixed, moving) entries the pairs belong to
         self.result = None  # the last RegistrationResult
         self.result_entries = None  # (fixed, moving, registered) entries of the last result
         self._job = None
@@ -126,12 +134,12 @@ class RegistrationPanel(QtWidgets.QWidget):
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
         self.table.setMinimumHeight(90)
         lm.addWidget(self.table)
-        self.delete_button, self.landmark_button = _button_row(lm, "Delete pair", "Register from landmarks")
+        self.delete_button, self.landmark_button = _buttons(lm, "Delete pair", "Register from landmarks")
         layout.addWidget(box)
         self.tre_label = QtWidgets.QLabel("")
         self.tre_label.setWordWrap(True)
         layout.addWidget(self.tre_label)
-        self.save_button, self.carry_button = _button_row(layout, "Save transform…", "Carry labels to fixed")
+        self.save_button, self.carry_button = _buttons(layout, "Save transform…", "Carry labels to fixed")
         layout.addStretch(1)
 
         self.controls.run_clicked.connect(self.run)
@@ -142,6 +150,8 @@ class RegistrationPanel(QtWidgets.QWidget):
         self.carry_button.clicked.connect(self.carry_labels)
         self.controls.finished.connect(lambda _ok: self._sync_buttons())
         self.workspace.changed.connect(self._schedule_entries)
+        self.fixed_combo.currentIndexChanged.connect(self._images_chosen)
+        self.moving_combo.currentIndexChanged.connect(self._images_chosen)
         window.grid.pane_clicked.connect(self._pane_clicked)
         self._fill_entries()
         self._sync_buttons()
@@ -161,9 +171,21 @@ class RegistrationPanel(QtWidgets.QWidget):
             index = combo.findData(chosen)
             combo.setCurrentIndex(index if index >= 0 else min(fallback, combo.count() - 1))
             combo.blockSignals(False)
+        self._images_chosen()
+        self._draw_marks()  # the panes may show other images now
         if self.result_entries is not None and not all(e in entries for e in self.result_entries):
             self.result, self.result_entries = None, None  # what it related was closed
         self._sync_buttons()
+
+    def _images_chosen(self, *_args) -> None:
+        """Other images chosen: the landmark pairs of the previous ones no longer apply."""
+        chosen = (self.fixed(), self.moving())
+        if chosen != self._paired:
+            self._paired = chosen
+            if self.pairs:
+                self.pairs = []
+                self.controls.say("Other images chosen: the landmark pairs were cleared.")
+            self._refresh_table()
 
     def _entry(self, combo):
         try:
@@ -200,6 +222,7 @@ class RegistrationPanel(QtWidgets.QWidget):
         if on and fixed is not None and moving is not None and fixed is not moving:
             show_beside(self.win, fixed, moving)
             self.controls.say("Click a point in the fixed image, then the same point in the moving image.")
+            self._draw_marks()
 
     def _pane_clicked(self, entry, world) -> None:
         if not self.place_button.isChecked():
@@ -250,6 +273,16 @@ class RegistrationPanel(QtWidgets.QWidget):
                 item.setText(_xyz(point) or "click the image…")
                 item.setForeground(Qt.gray if point is None else self.palette().text().color())
         self._sync_buttons()
+        self._draw_marks()
+
+    def _draw_marks(self) -> None:
+        fixed, moving = self._paired
+        numbered = list(enumerate(self.pairs, start=1))
+        points = {}
+        for entry, side in ((fixed, 0), (moving, 1)):
+            if entry is not None:
+                points[entry] = [(n, pair[side]) for n, pair in numbered if pair[side] is not None]
+        self.marks.set_points(points)
 
     def _landmarks(self):
         fixed_points, moving_points = self.complete_pairs()
@@ -326,8 +359,9 @@ class RegistrationPanel(QtWidgets.QWidget):
         n = len(self.complete_pairs()[0])
         self.tre_label.setText(f"Target registration error: <b>{tre:.2f} mm</b> (mean over {n} landmark pairs)"
                                if tre is not None else "")
-        self.controls.say(f"{title}: checkerboard over {fixed.title}; "
-                          f"{result.iterations} iterations, {result.stop_reason}".rstrip("; "))
+        how = f"{result.iterations} iterations ({_stop_text(result.stop_reason)})" if result.iterations else \
+            _stop_text(result.stop_reason)
+        self.controls.say(f"{title}: checkerboard over {fixed.title}; {how}.")
         self._sync_buttons()
         self.registered.emit(entry)
 

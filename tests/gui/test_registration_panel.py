@@ -100,6 +100,16 @@ def test_landmarks_placed_by_clicks_in_the_two_panes_give_the_tre(setup, qtbot):
         win.grid.pane_clicked.emit(fixed, p)
         win.grid.pane_clicked.emit(moving, np.asarray(truth.TransformPoint(tuple(p))))
     assert panel.table.rowCount() == 5 and len(panel.complete_pairs()[0]) == 5
+    # each pane marks its landmarks on the slice through them
+    from medviewer.ui import hand_over
+
+    for pane, entry, world in ((panes[0], fixed, points[2]), (panes[1], moving, truth.TransformPoint(tuple(points[2])))):
+        ijk = entry.volume.world_to_index(np.asarray(world))
+        entry.session.set_cursor(ijk)
+        hand_over.flush()
+        marks = {n: (x, y) for n, x, y in panel.marks.marks_in(pane.view)}
+        assert 3 in marks
+        np.testing.assert_allclose(marks[3], pane.view._view_xy(ijk), atol=1e-6)
     assert panel.landmark_button.isEnabled()
     assert _finish(qtbot, panel, panel.run_landmarks) is True, panel.controls.status.text()
     assert panel.result.tre_mm < 1e-3
