@@ -44,6 +44,7 @@ from medviewer.core.labels import Label, LabelMap, LabelTable
 from medviewer.core.memory import check_fits
 from medviewer.core.volume import Volume
 from medviewer.processing.landmarks import register_landmarks, target_registration_error
+from medviewer.processing.operations import _first_line, _quiet_stops, _Stop  # SimpleITK stop helpers
 from medviewer.processing.sitk_volume import to_image
 
 TRANSFORMS = ("rigid", "affine", "bspline")
@@ -118,9 +119,11 @@ class _Run:
     def watch(self, method: sitk.ImageRegistrationMethod, name: str, max_iterations: int) -> None:
         def on_iteration() -> None:
             self.iterations += 1
-            if self.cancel is not None and self.cancel():
+            if self.cancelled or (self.cancel is not None and self.cancel()):
+                if self.cancelled:  # L-BFGS-B goes on after StopRegistration (it never asks)
+                    raise _Stop()
                 self.cancelled = True
-                method.StopRegistration()
+                method.StopRegistration()  # the gradient descents stop at once, at each level
                 return
             level = method.GetCurrentLevel()
             inside = min(method.GetOptimizerIteration() / max_iterations, 1.0)
@@ -137,14 +140,17 @@ class _Run:
 
 def check_pair(fixed: Volume, moving: Volume) -> None:
     """MedViewerError unless FIXED and MOVING can be registered: two 3D scalar images."""
-    if fixed.is_2d != moving.is_2d:
-        two, three = ("fixed", "moving") if fixed.is_2d else ("moving", "fixed")
+    flat_fixed, flat_moving = (v.is_2d or 1 in v.shape for v in (fixed, moving))
+    if flat_fixed != flat_moving:
+        two, three = ("fixed", "moving") if flat_fixed else ("moving", "fixed")
         raise MedViewerError(f"the {two} image is 2D and the {three} image is 3D; register two 3D images")
-    if fixed.is_2d:
+    if flat_fixed:
         raise MedViewerError("registration needs two 3D images; these are 2D")
     for name, volume in (("fixed", fixed), ("moving", moving)):
         if volume.is_rgb:
             raise MedViewerError(f"the {name} image has colour (RGB) pixels; registration needs one value per voxel")
+        if volume.data.size and np.min(volume.data) == np.max(volume.data):
+            raise MedViewerError(f"the {name} image holds one value everywhere; there is nothing to register")
         if min(volume.shape) < 4:
             raise MedViewerError(f"the {name} image has only {min(volume.shape)} voxels along one axis; "
                                  "registration needs at least 4")
@@ -210,14 +216,17 @@ def _bspline_start(fixed_image: sitk.Image, settings: RegistrationSettings) -> s
 
 def _execute(method, fixed_image, moving_image, run: _Run, what: str):
     try:
-        out = method.Execute(fixed_image, moving_image)
+        with _quiet_stops():
+            out = method.Execute(fixed_image, moving_image)
     except RuntimeError as exc:
+        if run.cancelled:
+            raise Cancelled("registration cancelled") from None
         text = str(exc)
         if "outside" in text and "buffer" in text:
             raise MedViewerError(f"registration failed ({what}): the images stopped overlapping (too few "
                                  "samples of the fixed image fall in the moving image); try another "
                                  "initialisation or landmarks") from None
-        raise MedViewerError(f"registration failed ({what}): " + text.strip().splitlines()[-1][:300]) from None
+        raise MedViewerError(f"registration failed ({what}): {_first_line(exc)}") from None
     if run.cancelled:
         raise Cancelled("registration cancelled")
     value = method.GetMetricValue()
