@@ -97,8 +97,10 @@ class RegistrationPanel(QtWidgets.QWidget):
         self.pairs: list[list] = []  # [fixed world point | None, moving world point | None]
         self.marks = LandmarkMarks(window.grid)  # the pairs drawn in the panes
         self._paired = (None, None)  # the (fixed, moving) entries the pairs belong to
+        self._paired_volumes = (None, None)  # and the images they showed
         self.result = None  # the last RegistrationResult
         self.result_entries = None  # (fixed, moving, registered) entries of the last result
+        self._result_volumes = ()  # the images they showed then
         self._job = None
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -173,15 +175,17 @@ class RegistrationPanel(QtWidgets.QWidget):
             combo.blockSignals(False)
         self._images_chosen()
         self._draw_marks()  # the panes may show other images now
-        if self.result_entries is not None and not all(e in entries for e in self.result_entries):
-            self.result, self.result_entries = None, None  # what it related was closed
+        if self.result_entries is not None and not all(
+                e in entries and e.volume is v for e, v in zip(self.result_entries, self._result_volumes)):
+            self.result, self.result_entries = None, None  # what it related was closed or replaced
         self._sync_buttons()
 
     def _images_chosen(self, *_args) -> None:
         """Other images chosen: the landmark pairs of the previous ones no longer apply."""
         chosen = (self.fixed(), self.moving())
-        if chosen != self._paired:
-            self._paired = chosen
+        volumes = tuple(e.volume if e is not None else None for e in chosen)
+        if chosen != self._paired or any(a is not b for a, b in zip(volumes, self._paired_volumes)):
+            self._paired, self._paired_volumes = chosen, volumes
             if self.pairs:
                 self.pairs = []
                 self.controls.say("Other images chosen: the landmark pairs were cleared.")
@@ -355,6 +359,7 @@ class RegistrationPanel(QtWidgets.QWidget):
         fuse(fixed, entry, "checkerboard")
         show_beside(self.win, fixed, entry)
         self.result, self.result_entries = result, (fixed, moving, entry)
+        self._result_volumes = (fixed.volume, moving.volume, entry.volume)
         tre = getattr(result, "tre_mm", None)
         n = len(self.complete_pairs()[0])
         self.tre_label.setText(f"Target registration error: <b>{tre:.2f} mm</b> (mean over {n} landmark pairs)"

@@ -4,6 +4,7 @@ checkerboard over the fixed image, the transform relates the two entries, and ca
 landmarks placed by clicks in the two panes give the TRE; Cancel and bad input change nothing.
 On an image built in the test (CI) and on a real MRI."""
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -145,14 +146,28 @@ def test_carry_labels_from_moving_to_fixed(setup, qtbot):
     assert np.abs(found - expected).max() < 1.0
 
 
-def test_cancel_changes_nothing(setup, qtbot):
+def test_cancel_changes_nothing(setup, qtbot, monkeypatch):
+    """The registration runs on a worker thread (the window answers while it runs: progress is
+    shown); Cancel stops it and nothing changes."""
+    from medviewer.ui import registration_panel
+
     win, fixed, moving, truth = setup
     panel = win.registration_panel
     entries = list(win.workspace.entries)
+    threads = []
+    real = registration_panel._register
+
+    def recorded(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(registration_panel, "_register", recorded)
     panel.set_method("bspline", "mi")
     with qtbot.waitSignal(panel.controls.finished, timeout=120_000) as blocker:
         assert panel.run()
+        assert not panel.run()  # one registration at a time
         qtbot.waitUntil(lambda: panel.controls.progress.value() > 0, timeout=60_000)
+        assert panel.running and threads and threads[0] is not threading.main_thread()
         panel.controls.cancel_button.click()
     assert blocker.args == [False]
     assert panel.controls.status.text() == "Cancelled: nothing was changed."
@@ -171,6 +186,19 @@ def test_a_2d_image_onto_a_3d_one_says_why_and_changes_nothing(window, qtbot, tm
     text = panel.controls.status.text()
     assert text and "\n" not in text and "Traceback" not in text and "2D" in text
     assert len(win.workspace.entries) == 2 and flat.transform is None and fixed.session.fusion.mode == "off"
+
+
+def test_an_image_with_nothing_to_register_says_why(window, qtbot, tmp_path):
+    """A blank moving image: the metric has nothing to work on; one line, nothing changed."""
+    win = window(built_image(tmp_path / "a.nii.gz"))
+    fixed = win.workspace.primary
+    blank = win.workspace.add(fixed.volume.copy_geometry(np.zeros_like(fixed.volume.data)), "blank")
+    panel = win.registration_panel
+    panel.set_images(fixed, blank)
+    assert _finish(qtbot, panel, panel.run) is False
+    text = panel.controls.status.text()
+    assert "nothing to register" in text and "\n" not in text
+    assert len(win.workspace.entries) == 2 and blank.transform is None and fixed.session.fusion.mode == "off"
 
 
 def test_images_that_do_not_overlap_say_so(window, qtbot, tmp_path):
@@ -204,3 +232,22 @@ def _shared():
     from tests.conftest import SHARED_DATA
 
     return str(SHARED_DATA / "brain_t1")
+
+
+def test_a_new_primary_image_drops_the_result_and_the_landmarks(window, qtbot, tmp_path):
+    """Another file opened in place of the fixed image: the last transform and the landmark pairs
+    belonged to the old one, so Save transform / Carry labels are off and the pairs are gone."""
+    from medviewer.ui import hand_over
+
+    win = window(built_image(tmp_path / "a.nii.gz"))
+    fixed = win.workspace.primary
+    moving = win.workspace.add(moved_copy(fixed.volume, known_rigid(fixed.volume)), "moved copy")
+    panel = win.registration_panel
+    panel.set_images(fixed, moving)
+    assert _finish(qtbot, panel, panel.run) is True
+    panel.add_point(0, points_inside(fixed.volume, 1)[0])
+    assert panel.save_button.isEnabled() and panel.pairs
+    win.open_paths([built_image(tmp_path / "b.nii.gz")], wait=True)
+    hand_over.flush()
+    assert panel.result is None and not panel.save_button.isEnabled() and not panel.carry_button.isEnabled()
+    assert panel.pairs == [] and panel.table.rowCount() == 0
