@@ -95,7 +95,8 @@ def run_screenshot(args) -> int:
                              window=args.window, level=args.level, slice_number=args.slice,
                              size=size, series=args.series, model=args.model, explain=args.explain,
                              model_dirs=args.models, device=args.device, labels=args.labels,
-                             render=args.render, camera=args.camera, compare=args.compare)
+                             render=args.render, camera=args.camera, compare=args.compare,
+                             fusion=getattr(args, "fusion", None))
     print(f"wrote {info['out']} ({info['source']}, layout {info['layout']}, "
           f"W {info['window'][0]:.0f} L {info['window'][1]:.0f})"
           + (f"; {'; '.join(info['runs'])}" if info["runs"] else ""))

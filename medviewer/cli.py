@@ -12,7 +12,7 @@ from medviewer import __version__
 from medviewer.core.errors import MedViewerError
 
 COMMANDS = ("info", "convert", "view", "screenshot", "stats", "surfaces", "models", "infer", "train", "evaluate",
-            "features", "process")
+            "features", "process", "register")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     from medviewer.cli_process import add_parser as add_process_parser
 
     add_process_parser(sub)  # `process`
+    from medviewer.cli_register import add_parser as add_register_parser
+
+    add_register_parser(sub)  # `register`
 
     ev = sub.add_parser("evaluate", help="measure a model on a labelled dataset")
     ev.add_argument("--model", required=True, help="model name (see `medviewer models`)")
@@ -82,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     shot.add_argument("--compare", action="append", default=[], metavar="IMAGE",
                       help="open IMAGE (file or folder) beside INPUT, in the next compare pane (repeatable, "
                            "up to 3)")
+    shot.add_argument("--fusion", choices=["overlay", "checkerboard", "difference"],
+                      help="show the first --compare image fused over INPUT (resampled onto its planes, through "
+                           "world coordinates): a colour overlay, a checkerboard or the difference; any 2D "
+                           "layout (default compare-1x2: the fusion | the --compare image)")
     group = shot.add_mutually_exclusive_group()
     group.add_argument("--preset", help="window preset: brain, lung, bone, abdomen, mediastinum, auto ...; "
                                         "with --layout 3d a volume-rendering preset: ct-bone, ct-soft-tissue, "
@@ -205,6 +212,10 @@ def _run(args, argv: list[str]) -> int:
         from medviewer.cli_process import cmd_process
 
         return cmd_process(args)
+    if args.command == "register":
+        from medviewer.cli_register import cmd_register
+
+        return cmd_register(args)
     if args.command == "features":
         from medviewer.cli_features import cmd_features
 
@@ -323,7 +334,11 @@ def compare_screenshot_options(args) -> None:
     if args.layout is None:
         args.layout = "mpr" if not args.compare else "compare-1x2" if len(args.compare) == 1 else "compare-2x2"
     panes = {"compare-1x2": 2, "compare-2x2": 4}.get(args.layout)
-    if args.compare and panes is None:
+    if args.fusion and not args.compare:
+        raise MedViewerError("--fusion fuses the first --compare image over INPUT: add --compare IMAGE")
+    if args.fusion and args.layout in ("3d", "2x2-3d"):
+        raise MedViewerError(f"--fusion is shown in the slice views, not in --layout {args.layout}")
+    if args.compare and panes is None and not args.fusion:
         raise MedViewerError(f"--compare shows images side by side: use --layout compare-1x2 or compare-2x2, "
                              f"not {args.layout}")
     if panes is not None and len(args.compare) + 1 > panes:

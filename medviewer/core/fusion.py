@@ -22,6 +22,7 @@ opaque), difference (|fixed - moving| after normalising each by its window, in a
 """
 from __future__ import annotations
 
+import os
 from itertools import product
 
 import numpy as np
@@ -46,7 +47,10 @@ def _table(name: str, n: int = 256) -> np.ndarray:
 
 
 def _title(volume: Volume) -> str:
-    return str(volume.metadata.get("title") or volume.describe())
+    """What an error calls an image: its file's name, else what it is."""
+    path = str(volume.metadata.get("path") or "")
+    name = "".join(c if c.isprintable() else "?" for c in os.path.basename(path.rstrip("/\\")))
+    return name or volume.describe()
 
 
 class Fusion:
@@ -146,13 +150,13 @@ class Fusion:
         3D or both 2D, and some of the fixed image lies in the moving one (through `transform`)."""
         fixed = fixed if fixed is not None else (self._fixed() if self._fixed is not None else None)
         name = _title(moving)
+        if fixed is not None and moving.is_2d != fixed.is_2d:
+            two, three = ("the moving image", "the fixed image") if moving.is_2d else ("the fixed image", "the moving image")
+            raise MedViewerError(f"{name}: cannot fuse a 2D image with a 3D one ({two} is 2D, {three} is 3D)")
         if moving.is_rgb or (fixed is not None and fixed.is_rgb):
             raise MedViewerError(f"{name}: colour (RGB) images cannot be fused; use greyscale images")
         if fixed is None:
             return
-        if moving.is_2d != fixed.is_2d:
-            two, three = ("the moving image", "the fixed image") if moving.is_2d else ("the fixed image", "the moving image")
-            raise MedViewerError(f"{name}: cannot fuse a 2D image with a 3D one ({two} is 2D, {three} is 3D)")
         if not overlaps(fixed, moving, transform):
             raise MedViewerError(f"{name}: the images do not overlap (no part of the fixed image lies in this one"
                                  + (" through the transform)" if transform is not None else "; register them first)"))

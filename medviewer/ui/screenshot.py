@@ -11,11 +11,13 @@ def render_screenshot(paths: list[str], out: str, layout: str = "mpr", preset: s
                       model: str | None = None, explain: str | None = None,
                       model_dirs: list[str] | None = None, device: str | None = None,
                       labels: str | None = None, render: str | None = None, camera: str | None = None,
-                      compare: list[str] | None = None) -> dict:
+                      compare: list[str] | None = None, fusion: str | None = None) -> dict:
     """layout: single, mpr (1x3), 2x2, 2x2-3d (three slice views and the 3D view), 3d (the 3D view
     alone: the PNG is the rendering, docks and toolbars hidden), compare-1x2 or compare-2x2 (the
     images of `compare` opened beside the first, one a pane, linked). With a 3D layout `preset`
-    names a volume-rendering preset (ct-bone ...) when it is one, else a window preset."""
+    names a volume-rendering preset (ct-bone ...) when it is one, else a window preset. `fusion`
+    (overlay, checkerboard, difference) shows the first `compare` image fused over the first image,
+    as the Fusion dock does (through its registration transform when it has one)."""
     from medviewer.ui.main_window import MainWindow
     from medviewer.ui.qt import application
 
@@ -44,6 +46,12 @@ def render_screenshot(paths: list[str], out: str, layout: str = "mpr", preset: s
     if beside:
         for pane, entry in zip(win.grid.compare_panes(), [win.workspace.primary] + beside):
             pane.set_entry(entry)
+    if fusion:
+        if not beside:
+            raise MedViewerError("--fusion fuses the first --compare image over INPUT: add --compare IMAGE")
+        from medviewer.ui.workspace_view import fuse
+
+        fuse(win.workspace.primary, beside[0], mode=fusion)
     view3d = win.grid.view3d() if three_d else None
     if three_d and view3d.problem:
         raise MedViewerError(f"no 3D view: {view3d.problem}")
@@ -84,7 +92,7 @@ def render_screenshot(paths: list[str], out: str, layout: str = "mpr", preset: s
     info = {"out": out, "source": win.session.source_id, "layout": win.grid.layout_name,
             "window": [win.session.window.width, win.session.window.level],
             "cursor": [int(v) for v in win.session.cursor], "problems": list(win.problems), "runs": runs,
-            "images": [p.entry.title for p in win.grid.compare_panes()]}
+            "images": [p.entry.title for p in win.grid.compare_panes()], "fusion": win.session.fusion.mode}
     win.close()
     return info
 
