@@ -5,7 +5,9 @@ Two entries of the workspace are related when
   entry's world, ITK's fixed -> moving convention; registration sets it), or else
 - they share a frame of reference: the same FrameOfReferenceUID, or neither has one (the files'
   world coordinates, as 3D Slicer assumes); an entry with no UID of its own that was derived from
-  another (processing) shares its source's frame.
+  another (processing) shares its source's frame. An image with no patient geometry (a PNG or
+  JPEG, a DICOM radiograph without orientation) is in pixel coordinates: it relates only to other
+  such images, never to a world one.
 Relations chain (a prior registered to the primary, a denoised copy of that prior ...).
 
 A cursor move in one linked session puts the cursor of every other linked, related session on the
@@ -51,8 +53,13 @@ def inverse_point(transform, point) -> np.ndarray:
     return p
 
 
+PIXEL_FRAME = "(pixels)"  # the frame_key of images that have no patient geometry
+
+
 def frame_key(workspace: Workspace, entry: ImageEntry) -> str:
     """The frame of reference an entry's world coordinates are in ("" = the file's own world)."""
+    if entry.volume is not None and entry.volume.metadata.get("oriented", True) is False:
+        return PIXEL_FRAME
     seen = set()
     while not entry.frame_of_reference and entry.derived_from and entry.id not in seen:
         seen.add(entry.id)
@@ -72,6 +79,7 @@ class Linker:
         self._outside: set[str] = set()
         self._busy = False
         self._hooks: dict[str, tuple] = {}  # entry id -> (session, cursor callback, window callback)
+        self._paths: dict[tuple[str, str], list | None] = {}  # (from id, to id) -> steps; cleared on changes
         workspace.changed.connect(self._sync_entries)
         self._sync_entries()
 
@@ -91,7 +99,19 @@ class Linker:
         world = np.asarray(world, float)
         if entry is entry_a:
             return world
-        # breadth first: the fewest steps (a direct transform before a detour)
+        key = (entry_a.id, entry.id)
+        if key not in self._paths:
+            self._paths[key] = self._path(entry, entry_a)
+        steps = self._paths[key]
+        if steps is None:
+            return None
+        for step in steps:
+            world = step(world)
+        return world
+
+    def _path(self, entry: ImageEntry, entry_a: ImageEntry) -> list | None:
+        """The steps from entry_a's world to entry's, breadth first: the fewest (a direct transform
+        before a detour); None when nothing relates them."""
         previous = {entry_a.id: None}
         queue = deque([entry_a])
         while queue:
@@ -108,9 +128,7 @@ class Linker:
         while previous[path[-1].id] is not None:
             path.append(previous[path[-1].id])
         path.reverse()
-        for a, b in zip(path, path[1:]):
-            world = self._step(a, b)(world)
-        return world
+        return [self._step(a, b) for a, b in zip(path, path[1:])]
 
     def linked_with(self, entry: ImageEntry) -> list[ImageEntry]:
         """The other linked entries whose cursor follows this one's."""
@@ -170,11 +188,13 @@ class Linker:
             self._busy = False
 
     def _sync_entries(self) -> None:
+        self._paths.clear()  # an entry came or went, or a transform or title changed
         ids = {e.id for e in self.workspace.entries}
         for entry_id in [i for i in self._hooks if i not in ids]:
             session, on_cursor, on_window = self._hooks.pop(entry_id)
             session.cursor_changed.disconnect(on_cursor)
             session.window_changed.disconnect(on_window)
+            session.volume_changed.disconnect(self._paths.clear)
             self._outside.discard(entry_id)
         for entry in self.workspace.entries:
             hook = self._hooks.get(entry.id)
@@ -187,6 +207,7 @@ class Linker:
             def on_window(window, invert, entry=entry):
                 self._window_followed(entry, window, invert)
 
+            entry.session.volume_changed.connect(self._paths.clear)  # before its cursor moves: fresh relations
             entry.session.cursor_changed.connect(on_cursor)
             entry.session.window_changed.connect(on_window)
             entry.changed.connect(lambda entry=entry: self._relinked(entry))
@@ -207,6 +228,7 @@ class Linker:
             self._busy = False
 
     def _relinked(self, entry: ImageEntry) -> None:
+        self._paths.clear()
         if entry.linked:
             self._join(entry)
         else:

@@ -125,6 +125,11 @@ def test_frames_of_reference_decide_what_links():
     assert linker.world_in(other_study, (1, 2, 3), ws.primary) is None
     assert linker.world_in(no_frame, (1, 2, 3), ws.primary) is None
     assert linker.linked_with(no_frame) == [derived]
+    photo = image((1, 10, 10), (1, 1, 1), (0, 0, 0))
+    photo.metadata["oriented"] = False  # a JPEG: pixel coordinates, no patient world
+    xray, xray_copy = ws.add(photo, "photo"), ws.add(photo, "photo again")
+    assert linker.world_in(xray, (1, 2, 0), no_frame) is None
+    assert linker.linked_with(xray) == [xray_copy]
     start = other_study.session.cursor.copy()
     ws.primary.session.set_cursor((1, 2, 3))
     assert np.array_equal(other_study.session.cursor, start)  # another frame: not moved
