@@ -1,6 +1,7 @@
-"""Registration: known rigid / affine / B-spline recoveries with the TRE asserted (a real MR when
-../shared/data is there, else skipped; the synthetic head always), progress and cancel, the fixed
-image untouched, the resampled image and carried labels, bad input."""
+"""Registration: known rigid / affine / B-spline recoveries with the TRE asserted (a real T1 MR, the
+repository's demo hippocampus crop, and the synthetic head), progress and cancel, the fixed image
+untouched, the resampled image and carried labels (the MSD labels from ../shared/data, skipped when
+absent; synthetic ones always), bad input."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,17 +13,17 @@ from medviewer.core.labels import LabelMap, LabelTable
 from medviewer.core.volume import Volume
 from medviewer.processing.registration import (RegistrationSettings, carry_labels, register,
                                                register_from_landmarks, resample)
-from tests.conftest import shared
+from tests.conftest import DEMO, shared
 from tests.support import registration_cases as cases
 
-HIPPO = ("hippocampus", "imagesTr", "hippocampus_001.nii.gz")
+DEMO_MR = DEMO / "mri_hippocampus" / "hippocampus_001.nii.gz"  # a real T1 crop in the repository (CI has it)
 HIPPO_LABELS = ("hippocampus", "labelsTr", "hippocampus_001.nii.gz")
 # small and quick: two levels, a coarse B-spline mesh, few samples (the bench runs the defaults)
 QUICK = dict(shrink=(2, 1), smoothing_mm=(1.0, 0.0), sampling=0.1, bspline_iterations=20, bspline_mesh_mm=25.0)
 
 
 def _fixed(source: str) -> Volume:
-    return cases.read_mr(shared(*HIPPO)) if source == "real" else cases.synthetic_head()
+    return cases.read_mr(DEMO_MR) if source == "real" else cases.synthetic_head()
 
 
 def _moving_points(fixed: Volume, deform) -> np.ndarray:
@@ -140,7 +141,7 @@ def test_landmarks_start_and_report_tre():
 
 
 def test_labels_carried_to_the_fixed_grid():
-    fixed = cases.read_mr(shared(*HIPPO))
+    fixed = cases.read_mr(DEMO_MR)
     truth = sitk.GetArrayFromImage(sitk.ReadImage(str(shared(*HIPPO_LABELS)))).astype(np.uint8)
     deform = cases.rigid(fixed)
     moving = cases.moved(fixed, deform)
