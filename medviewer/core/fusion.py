@@ -217,9 +217,10 @@ class Fusion:
         missing = np.isnan(moving_plane)
         if self.mode == "checkerboard":
             rows, cols = moving_plane.shape
-            col_sq = (((np.arange(cols) + 0.5) * pixel_mm[0]) // self.checker_mm).astype(np.int64)
-            row_sq = (((np.arange(rows) + 0.5) * pixel_mm[1]) // self.checker_mm).astype(np.int64)
-            moving_square = ((row_sq[:, None] + col_sq[None, :]) % 2 == 1) & ~missing
+            odd_col = ((np.arange(cols) + 0.5) * pixel_mm[0] // self.checker_mm) % 2 == 1
+            odd_row = ((np.arange(rows) + 0.5) * pixel_mm[1] // self.checker_mm) % 2 == 1
+            moving_square = np.not_equal.outer(odd_row, odd_col)  # squares (i, j) with i + j odd
+            moving_square &= ~missing
             indices = _scaled(fixed_plane, fixed_window, 255)
             np.copyto(indices, _scaled(moving_plane, self.window, 255, missing), where=moving_square)
             return indices, _opaque(_table("grey"))

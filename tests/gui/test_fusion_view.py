@@ -148,3 +148,22 @@ def test_fusion_follows_a_turned_plane(view):
     fx, fy, _ = o.view_xy(far)
     assert rgba[int(fy / o.pixel), int(fx / o.pixel), 3] == 0
     coronal.deleteLater()
+
+
+@pytest.mark.parametrize("image", ["mri", "ct"])
+def test_a_new_window_of_the_fixed_image_redraws_its_checkerboard_squares(qtbot, image):
+    """uint8 MR (the view's levels path) and int16 CT (its window-table path) alike."""
+    volume = open_volume(str(MRI if image == "mri" else DEMO / "ct_chest_20"))
+    session = Session()
+    session.set_volume(volume)
+    view = SliceView(session, "axial")
+    qtbot.addWidget(view)
+    k = session.cursor[2]
+    session.fusion.set(volume, mode="checkerboard", checker_mm=1e3)  # one square: all of it the fixed image
+    g = view.geometry_
+    x, y = int(g.n_h // 2), int(g.n_v // 2)
+    ijk = g.index_from_pixel(x, y, k)
+    value = float(volume.data[k, int(ijk[1]), int(ijk[0])])
+    for window in (Window(10, value - 5), Window(10, value + 5)):  # the voxel white, then black
+        session.set_window(window)
+        assert view.fusion_layer.rgba()[y, x, 0] == (255 if window.level < value else 0)
