@@ -10,15 +10,18 @@ The moving image is resampled on the fly, one view plane at a time: `plane()` ta
 pixel grid in world (origin + col * axis_u + row * axis_v, mm) and returns the moving values there
 (trilinear, float32, NaN outside the moving image), through SimpleITK's ResampleImageFilter onto a
 one-slice output grid (C++, multi-threaded, any transform, B-spline included; one filter kept per
-image and transform, so that a plane sets only its grid). A point inside a voxel's
-extent (half a voxel beyond the outer centres) takes the image's values, as ITK resamples.
-SimpleITK is imported when an image is first fused (core stays numpy-only to import).
+image and transform, so that a plane sets only its grid). A point inside a voxel's extent (half a
+voxel beyond the outer centres) takes the image's values, as ITK resamples. When there is no
+transform and the plane's pixels are voxel centres of the moving image along two of its index
+axes (a processing or registration result on the fixed grid), the plane is read from the voxels:
+the same values, without interpolating. SimpleITK is imported when an image is first fused.
 
 `indexed()` turns a fixed plane and the moving plane into the picture a view draws over the fixed
 image, as a uint8 index image and its RGBA colour table (pyqtgraph colours it in C; `compose()`
-gives the same picture as RGBA): overlay (the moving values in a colour map, transparent below the threshold and
-outside), checkerboard (squares of the fixed and the moving image, each grey in its own window,
-opaque), difference (|fixed - moving| after normalising each by its window, in a colour map).
+gives the same picture as RGBA): overlay (the moving values in a colour map, transparent below
+the threshold and outside), checkerboard (squares of the fixed and the moving image, each grey in
+its own window, opaque), difference (|fixed - moving| after normalising each by its window, in a
+colour map).
 """
 from __future__ import annotations
 
