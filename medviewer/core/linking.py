@@ -5,7 +5,8 @@ Two entries of the workspace are related when
   entry's world, ITK's fixed -> moving convention; registration sets it), or else
 - they share a frame of reference: the same FrameOfReferenceUID, or neither has one (the files'
   world coordinates, as 3D Slicer assumes); an entry with no UID of its own that was derived from
-  another (processing) shares its source's frame. An image with no patient geometry (a PNG or
+  another on the source's voxel grid (processing) shares its source's frame; one on another grid
+  (a registration result resampled onto the fixed image) is in the world its own geometry states. An image with no patient geometry (a PNG or
   JPEG, a DICOM radiograph without orientation) is in pixel coordinates: it relates only to other
   such images, never to a world one.
 Relations chain (a prior registered to the primary, a denoised copy of that prior ...).
@@ -23,6 +24,7 @@ from collections import deque
 import numpy as np
 
 from medviewer.core.events import Event
+from medviewer.core.session import same_grid
 from medviewer.core.workspace import ImageEntry, Workspace
 
 INVERSE_ITERATIONS = 50  # fixed-point inversion of a transform with no closed-form inverse (B-spline)
@@ -64,9 +66,12 @@ def frame_key(workspace: Workspace, entry: ImageEntry) -> str:
     while not entry.frame_of_reference and entry.derived_from and entry.id not in seen:
         seen.add(entry.id)
         try:
-            entry = workspace.get(entry.derived_from)
+            source = workspace.get(entry.derived_from)
         except KeyError:
             break
+        if entry.volume is None or source.volume is None or not same_grid(entry.volume, source.volume):
+            break
+        entry = source
     return entry.frame_of_reference
 
 

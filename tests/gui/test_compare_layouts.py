@@ -224,3 +224,18 @@ def test_hippocampus_beside_a_resampled_copy(window, tmp_path):
             met += 1
             assert np.linalg.norm(world_of(b.entry.session) - world_of(win.session)) <= half_voxel(b.entry.volume)
     assert met >= 2
+
+
+def grey_of(widget) -> np.ndarray:
+    image = widget.grab().toImage().convertToFormat(widget.grab().toImage().Format.Format_Grayscale8)
+    buffer = np.frombuffer(image.constBits(), np.uint8, image.sizeInBytes())
+    return buffer.reshape(image.height(), image.bytesPerLine())[:, :image.width()]
+
+
+def test_every_pane_of_2x2_draws_its_image(side_by_side, qtbot):
+    win = side_by_side
+    win.set_layout("compare-2x2")
+    qtbot.wait(50)
+    for pane in win.grid.compare_panes():
+        grey = grey_of(pane.view)
+        assert grey.std() > 10 and (grey > 60).mean() > 0.05, (pane.entry.title, pane.plane)

@@ -153,6 +153,25 @@ def test_a_transform_relates_two_frames_both_ways():
     assert np.linalg.norm(voxel_world(moving.session) - expected) <= half_voxel(b)
 
 
+def test_a_registration_result_lies_in_the_fixed_world():
+    """Fixed without a frame of reference, moving with one: the result, resampled onto the fixed grid
+    and derived from the moving image, links to the fixed image as it is, the moving one through the
+    transform."""
+    import SimpleITK as sitk
+
+    fixed = image((20, 20, 20), (1, 1, 1), (0, 0, 0))
+    moving_volume = image((20, 24, 24), (0.8, 0.8, 1), (2, 2, 0), frame="4.5.6")
+    ws = Workspace(primary_with(fixed))
+    linker = Linker(ws)
+    moving = ws.add(moving_volume, "moving")
+    result = ws.add(fixed.copy_geometry(fixed.data), "moving registered (rigid, MI)", derived_from=moving.id)
+    transform = sitk.TranslationTransform(3, (1.5, -2.0, 0.5))
+    ws.set_transform(moving, transform, ws.primary)
+    p = np.array([8.0, 9.0, 10.0])
+    assert np.allclose(linker.world_in(result, p, ws.primary), p)
+    assert np.allclose(linker.world_in(moving, p, result), p + (1.5, -2.0, 0.5))
+
+
 def test_a_deformation_without_closed_form_inverse_is_inverted():
     import SimpleITK as sitk
 
