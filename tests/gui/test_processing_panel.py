@@ -155,3 +155,28 @@ def test_screenshot_of_a_denoised_image_beside_its_source(window, qtbot, tmp_pat
     path = os.path.join(shots, "process_gaussian_beside.png")
     assert win.grab().save(path)
     assert os.path.getsize(path) > 0
+
+
+def test_closing_the_window_drops_a_running_result(window, qtbot, tmp_path, monkeypatch):
+    """The window closes while a filter runs: the worker is told to stop, its result never lands."""
+    from medviewer.ui import hand_over, processing_panel
+
+    release = threading.Event()
+    real = processing_panel._run
+
+    def slow(*args, **kwargs):
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(processing_panel, "_run", slow)
+    win = window(built_image(tmp_path / "a.nii.gz"))
+    panel = win.processing_panel
+    panel.choose("gaussian")
+    assert panel.run()
+    task = panel.controls.task
+    win.close()
+    release.set()
+    assert task.wait(30)
+    hand_over.flush()
+    assert task.is_cancelled()
+    assert win.workspace.entries == [win.workspace.primary]  # nothing was added after the close
