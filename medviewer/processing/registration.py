@@ -39,12 +39,12 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from medviewer.core.errors import Cancelled, MedViewerError
+from medviewer.core.errors import MedViewerError
 from medviewer.core.labels import Label, LabelMap, LabelTable
 from medviewer.core.memory import check_fits
 from medviewer.core.volume import Volume
 from medviewer.processing.landmarks import register_landmarks, target_registration_error
-from medviewer.processing.operations import _first_line, _quiet_stops, _Stop  # SimpleITK stop helpers
+from medviewer.processing.registration_stages import Progress, Run, initial_transform, run_stages
 from medviewer.processing.sitk_volume import to_image
 
 TRANSFORMS = ("rigid", "affine", "bspline")
@@ -61,10 +61,11 @@ class RegistrationSettings:
     smoothing_mm: tuple = (2.0, 1.0, 0.0)  # Gaussian sigma per level, mm
     iterations: int = 200             # per level, rigid and affine stages (regular step gradient descent)
     step_mm: float = 2.0              # its first step (parameters scaled to mm of shift), halved on overshoot
-    bspline_iterations: int = 100     # per level, B-spline stage (L-BFGS-B)
-    bspline_mesh_mm: float = 40.0     # B-spline control point spacing at the finest level, mm
+    bspline_iterations: int = 50      # per level, B-spline stage (L-BFGS-B)
+    bspline_mesh_mm: float = 50.0     # B-spline control point spacing, mm
     histogram_bins: int = 32          # Mattes MI
-    sampling: float = 0.2             # fraction of the fixed voxels the metric samples (random)
+    sampling: float = 0.2             # fraction of the fixed voxels the metric samples (random) ...
+    max_samples: int = 50_000         # ... but at most this many at the finest level (a big image)
     seed: int = 1                     # of the sampling: a run is repeatable
     initialisation: str = "geometry"  # "geometry" | "moments" | "none"
 
@@ -79,14 +80,18 @@ class RegistrationSettings:
         if not self.shrink or len(self.shrink) != len(self.smoothing_mm) or min(self.shrink) < 1:
             raise MedViewerError("the resolution levels need one shrink factor (1 or more) and one smoothing "
                                  "sigma per level")
-        if not 0 < self.sampling <= 1:
-            raise MedViewerError(f"the sampling fraction must be in (0, 1], got {self.sampling:g}")
+        if not 0 < self.sampling <= 1 or self.max_samples < 1:
+            raise MedViewerError("the sampling fraction must be in (0, 1] and the most samples 1 or more")
         if min(self.iterations, self.bspline_iterations) < 1 or min(self.bspline_mesh_mm, self.step_mm) <= 0:
             raise MedViewerError("iterations, the step and the B-spline mesh spacing must be positive")
 
     @property
     def stages(self) -> tuple[str, ...]:
         return TRANSFORMS[:TRANSFORMS.index(self.transform) + 1]
+
+    def sampling_of(self, voxels: int) -> float:
+        """The fraction of VOXELS (the fixed image's) the metric samples."""
+        return min(self.sampling, self.max_samples / max(voxels, 1))
 
 
 @dataclass
@@ -98,44 +103,6 @@ class RegistrationResult:
     stop_reason: str            # the last stage's optimiser stop condition
     tre_mm: float | None        # mean target registration error over the landmarks, if any
     description: str            # "registered (rigid, MI)": for the layer's title
-
-
-Progress = Callable[[float, str], None]
-
-
-class _Run:
-    """Progress over all stages and levels, and cancel, for one registration."""
-
-    def __init__(self, progress: Progress | None, cancel: Callable[[], bool] | None, stages: int, levels: int):
-        self.progress, self.cancel = progress, cancel
-        self.stages, self.levels = stages, levels
-        self.stage, self.last, self.iterations, self.cancelled = 0, 0.0, 0, False
-
-    def check(self) -> None:
-        if self.cancelled or (self.cancel is not None and self.cancel()):
-            self.cancelled = True
-            raise Cancelled("registration cancelled")
-
-    def watch(self, method: sitk.ImageRegistrationMethod, name: str, max_iterations: int) -> None:
-        def on_iteration() -> None:
-            self.iterations += 1
-            if self.cancelled or (self.cancel is not None and self.cancel()):
-                if self.cancelled:  # L-BFGS-B goes on after StopRegistration (it never asks)
-                    raise _Stop()
-                self.cancelled = True
-                method.StopRegistration()  # the gradient descents stop at once, at each level
-                return
-            level = method.GetCurrentLevel()
-            inside = min(method.GetOptimizerIteration() / max_iterations, 1.0)
-            self.tell((self.stage + (level + inside) / self.levels) / self.stages,
-                      f"registration: {name}, level {level + 1} of {self.levels}")
-
-        method.AddCommand(sitk.sitkIterationEvent, on_iteration)
-
-    def tell(self, fraction: float, message: str) -> None:
-        self.last = min(max(fraction, self.last), 1.0)
-        if self.progress is not None:
-            self.progress(self.last, message)
 
 
 def check_pair(fixed: Volume, moving: Volume) -> None:
@@ -173,69 +140,6 @@ def overlap_fraction(fixed: Volume, moving: Volume, transform: sitk.Transform, n
     return float(inside.mean())
 
 
-def _initial(fixed_image, moving_image, settings, landmarks) -> sitk.Transform:
-    if landmarks is not None and len(landmarks[0]) >= 3:
-        return register_landmarks(landmarks[0], landmarks[1], "rigid")
-    if settings.initialisation == "none":
-        centre = fixed_image.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in fixed_image.GetSize()])
-        return sitk.Euler3DTransform(centre)
-    mode = (sitk.CenteredTransformInitializerFilter.GEOMETRY if settings.initialisation == "geometry"
-            else sitk.CenteredTransformInitializerFilter.MOMENTS)
-    return sitk.CenteredTransformInitializer(fixed_image, moving_image, sitk.Euler3DTransform(), mode)
-
-
-def _method(settings: RegistrationSettings) -> sitk.ImageRegistrationMethod:
-    method = sitk.ImageRegistrationMethod()
-    if settings.metric == "mi":
-        method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=settings.histogram_bins)
-    else:
-        method.SetMetricAsMeanSquares()
-    method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(settings.sampling, settings.seed)
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetShrinkFactorsPerLevel([int(s) for s in settings.shrink])
-    method.SetSmoothingSigmasPerLevel([float(s) for s in settings.smoothing_mm])
-    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    return method
-
-
-def _affine_from(rigid: sitk.Transform) -> sitk.AffineTransform:
-    affine = sitk.AffineTransform(3)
-    affine.SetCenter(rigid.GetCenter())
-    affine.SetMatrix(rigid.GetMatrix())
-    affine.SetTranslation(rigid.GetTranslation())
-    return affine
-
-
-def _bspline_start(fixed_image: sitk.Image, settings: RegistrationSettings) -> sitk.BSplineTransform:
-    """A zero cubic B-spline over the fixed image, control points about ``bspline_mesh_mm`` apart."""
-    extent = np.asarray(fixed_image.GetSize()) * np.asarray(fixed_image.GetSpacing())
-    mesh = np.maximum(1, np.round(extent / settings.bspline_mesh_mm)).astype(int)
-    return sitk.BSplineTransformInitializer(fixed_image, [int(v) for v in mesh], order=3)
-
-
-def _execute(method, fixed_image, moving_image, run: _Run, what: str):
-    try:
-        with _quiet_stops():
-            out = method.Execute(fixed_image, moving_image)
-    except RuntimeError as exc:
-        if run.cancelled:
-            raise Cancelled("registration cancelled") from None
-        text = str(exc)
-        if "outside" in text and "buffer" in text:
-            raise MedViewerError(f"registration failed ({what}): the images stopped overlapping (too few "
-                                 "samples of the fixed image fall in the moving image); try another "
-                                 "initialisation or landmarks") from None
-        raise MedViewerError(f"registration failed ({what}): {_first_line(exc)}") from None
-    if run.cancelled:
-        raise Cancelled("registration cancelled")
-    value = method.GetMetricValue()
-    if not np.isfinite(value) or not np.all(np.isfinite(out.GetParameters())):
-        raise MedViewerError(f"registration did not converge ({what}): the metric or the transform is not a "
-                             "number; check that the images overlap and show the same anatomy")
-    return out, float(value), method.GetOptimizerStopConditionDescription()
-
-
 def register(fixed: Volume, moving: Volume, settings: RegistrationSettings | None = None, landmarks=None,
              progress: Progress | None = None, cancel: Callable[[], bool] | None = None) -> RegistrationResult:
     """Register MOVING onto FIXED (see the module docstring). LANDMARKS: (fixed_points, moving_points),
@@ -245,40 +149,16 @@ def register(fixed: Volume, moving: Volume, settings: RegistrationSettings | Non
     check_pair(fixed, moving)
     if landmarks is not None:
         landmarks = (np.asarray(landmarks[0], float).reshape(-1, 3), np.asarray(landmarks[1], float).reshape(-1, 3))
-    stages = settings.stages
-    run = _Run(progress, cancel, len(stages), len(settings.shrink))
+    run = Run(progress, cancel, len(settings.stages), len(settings.shrink))
     run.check()
     fixed_image, moving_image = image_of(fixed, "fixed"), image_of(moving, "moving")
-    transform = _initial(fixed_image, moving_image, settings, landmarks)
+    transform = initial_transform(fixed_image, moving_image, settings.initialisation, landmarks)
     share = overlap_fraction(fixed, moving, transform)
     if share < MIN_OVERLAP:
         raise MedViewerError(f"the images do not overlap ({100 * share:.0f}% of the fixed image falls in the "
                              f"moving image after the '{settings.initialisation}' initialisation); use "
                              "'geometry' centring or landmarks")
-    value, stop = float("nan"), ""
-    for run.stage, stage in enumerate(stages):
-        run.check()
-        method = _method(settings)
-        if stage == "bspline":
-            bspline = _bspline_start(fixed_image, settings)
-            method.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5,
-                                        numberOfIterations=settings.bspline_iterations, maximumNumberOfCorrections=5,
-                                        maximumNumberOfFunctionEvaluations=1000, costFunctionConvergenceFactor=1e7)
-            method.SetMovingInitialTransform(transform)
-            method.SetInitialTransform(bspline, inPlace=True)
-            run.watch(method, "B-spline", settings.bspline_iterations)
-            _, value, stop = _execute(method, fixed_image, moving_image, run, "B-spline")
-            transform = sitk.CompositeTransform([transform, bspline])  # affine(bspline(x))
-        else:
-            start = transform if stage == "rigid" else _affine_from(transform)
-            method.SetOptimizerAsRegularStepGradientDescent(learningRate=settings.step_mm, minStep=1e-4,
-                                                            numberOfIterations=settings.iterations,
-                                                            relaxationFactor=0.5)
-            method.SetOptimizerScalesFromPhysicalShift()
-            method.SetInitialTransform(start, inPlace=True)
-            run.watch(method, stage, settings.iterations)
-            _, value, stop = _execute(method, fixed_image, moving_image, run, stage)
-            transform = start
+    transform, value, stop = run_stages(fixed_image, moving_image, transform, settings, run)
     run.check()
     resampled = resample(moving, fixed, transform)
     tre = None
