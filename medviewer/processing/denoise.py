@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from medviewer.processing.operations import Operation, Param, ProcessResult, execute, register, robust_range
-from medviewer.processing.sitk_volume import like, to_image
+from medviewer.processing.operations import Operation, Param, ProcessResult, filtered, register, robust_range
 
 GROUP = "Denoise"
 
@@ -21,24 +20,20 @@ GROUP = "Denoise"
 def _gaussian(volume, p, steps):
     f = sitk.SmoothingRecursiveGaussianImageFilter()
     f.SetSigma(p["sigma"])
-    out = execute(steps, f, to_image(volume))
-    return ProcessResult(like(volume, out), None, f"Gaussian σ {p['sigma']:g} mm")
+    return filtered(volume, steps, f, f"Gaussian σ {p['sigma']:g} mm")
 
 
 def _median(volume, p, steps):
     f = sitk.MedianImageFilter()
     f.SetRadius(p["radius"])
-    out = execute(steps, f, to_image(volume))
-    return ProcessResult(like(volume, out), None, f"median radius {p['radius']}")
+    return filtered(volume, steps, f, f"median radius {p['radius']}")
 
 
 def _bilateral(volume, p, steps):
     f = sitk.BilateralImageFilter()
     f.SetDomainSigma(p["domain_sigma"])
     f.SetRangeSigma(p["range_sigma"])
-    out = execute(steps, f, to_image(volume))
-    return ProcessResult(like(volume, out), None,
-                         f"bilateral σ {p['domain_sigma']:g} mm, range {p['range_sigma']:g}")
+    return filtered(volume, steps, f, f"bilateral σ {p['domain_sigma']:g} mm, range {p['range_sigma']:g}")
 
 
 def _bilateral_auto(volume):
@@ -51,9 +46,8 @@ def _diffusion(volume, p, steps):
     f.SetNumberOfIterations(p["iterations"])
     f.SetTimeStep(p["time_step"])
     f.SetConductanceParameter(p["conductance"])
-    out = execute(steps, f, to_image(volume))
-    return ProcessResult(like(volume, out), None,
-                         f"curvature diffusion {p['iterations']} iterations, conductance {p['conductance']:g}")
+    return filtered(volume, steps, f,
+                    f"curvature diffusion {p['iterations']} iterations, conductance {p['conductance']:g}")
 
 
 def _diffusion_auto(volume):

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import SimpleITK as sitk
 
-from medviewer.processing.operations import Operation, Param, ProcessResult, execute, register, robust_range
-from medviewer.processing.sitk_volume import like, to_image
+from medviewer.processing.operations import Operation, Param, filtered, register, robust_range
 
 GROUP = "Edges"
 
@@ -20,8 +19,7 @@ def _canny(volume, p, steps):
     f.SetVariance([p["sigma"] ** 2] * (2 if volume.shape[0] == 1 else 3))
     f.SetLowerThreshold(p["lower"])
     f.SetUpperThreshold(max(p["upper"], p["lower"]))
-    out = execute(steps, f, to_image(volume))
-    return ProcessResult(like(volume, out), None, f"Canny edges σ {p['sigma']:g} mm")
+    return filtered(volume, steps, f, f"Canny edges σ {p['sigma']:g} mm")
 
 
 def _canny_auto(volume):
@@ -31,8 +29,7 @@ def _canny_auto(volume):
 
 
 def _sobel(volume, p, steps):
-    out = execute(steps, sitk.SobelEdgeDetectionImageFilter(), to_image(volume))
-    return ProcessResult(like(volume, out), None, "Sobel gradient magnitude")
+    return filtered(volume, steps, sitk.SobelEdgeDetectionImageFilter(), "Sobel gradient magnitude")
 
 
 register(Operation(

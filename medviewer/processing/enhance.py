@@ -11,9 +11,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from medviewer.processing.operations import (Operation, Param, ProcessResult, execute, register,
-                                             rescaled_to_input)
-from medviewer.processing.sitk_volume import like, to_image
+from medviewer.processing.operations import Operation, Param, ProcessResult, filtered, register, rescaled_to_input
 
 GROUP = "Enhance"
 
@@ -52,15 +50,13 @@ def _unsharp(volume, p, steps):
     f.SetSigmas([p["sigma"]] * (2 if volume.shape[0] == 1 else 3))
     f.SetAmount(p["amount"])
     f.SetThreshold(p["threshold"])
-    out = execute(steps, f, to_image(volume))
-    return ProcessResult(like(volume, out), None, f"unsharp mask σ {p['sigma']:g} mm, amount {p['amount']:g}")
+    return filtered(volume, steps, f, f"unsharp mask σ {p['sigma']:g} mm, amount {p['amount']:g}")
 
 
 def _laplacian(volume, p, steps):
     f = sitk.LaplacianSharpeningImageFilter()
     f.SetUseImageSpacing(p["use_spacing"])
-    out = execute(steps, f, to_image(volume))
-    return ProcessResult(like(volume, out), None, "Laplacian sharpening")
+    return filtered(volume, steps, f, "Laplacian sharpening")
 
 
 register(Operation(

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import SimpleITK as sitk
 
-from medviewer.processing.operations import Operation, Param, ProcessResult, execute, register
-from medviewer.processing.sitk_volume import like, to_image
+from medviewer.processing.operations import Operation, Param, filtered, register
 
 KERNELS = {"ball": sitk.sitkBall, "box": sitk.sitkBox, "cross": sitk.sitkCross}
 FILTERS = {
@@ -29,8 +28,8 @@ def morphology_filter(name: str, radius: int, kernel: str):
 
 def _runner(name: str):
     def run(volume, p, steps):
-        out = execute(steps, morphology_filter(name, p["radius"], p["kernel"]), to_image(volume, None))
-        return ProcessResult(like(volume, out), None, f"{FILTERS[name][0].lower()}, {p['kernel']} radius {p['radius']}")
+        return filtered(volume, steps, morphology_filter(name, p["radius"], p["kernel"]),
+                        f"{FILTERS[name][0].lower()}, {p['kernel']} radius {p['radius']}", dtype=None)
     return run
 
 

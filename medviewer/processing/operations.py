@@ -47,6 +47,7 @@ from medviewer.core.errors import Cancelled, MedViewerError
 from medviewer.core.labels import LabelMap
 from medviewer.core.memory import check_fits
 from medviewer.core.volume import Volume
+from medviewer.processing.sitk_volume import like, to_image
 
 KINDS = ("float", "int", "choice", "bool")
 GROUPS = ("Denoise", "Enhance", "Bias field", "Edges", "Morphology", "Threshold", "Cluster", "Geometry")
@@ -304,6 +305,12 @@ def execute(steps: Steps, filt, *images, start: float = 0.0, end: float = 1.0, i
     steps.check()  # a filter that noticed no abort (no events: Sobel, Laplacian) still gives nothing
     steps.tell(end)
     return out
+
+
+def filtered(volume: Volume, steps: Steps, filt, description: str, dtype=np.float32) -> ProcessResult:
+    """The image result of one SimpleITK filter object run on VOLUME (as DTYPE; None: its own
+    type), on the input's grid."""
+    return ProcessResult(like(volume, execute(steps, filt, to_image(volume, dtype))), None, description)
 
 
 def _first_line(exc: BaseException) -> str:
