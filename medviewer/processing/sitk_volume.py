@@ -1,12 +1,15 @@
 """A Volume as a SimpleITK image and back, for the processing filters.
 
-``to_image(volume, dtype)`` copies the voxels into a SimpleITK image with the volume's spacing,
-origin and direction (a one-slice volume becomes a 2D image on its in-plane axes, so 2D filters
-see a 2D neighbourhood; a 3D one keeps its full geometry). ``like(volume, image)`` is the
-result on the input's grid (geometry and metadata copied from the input: filters that keep the
-grid), ``from_image(volume, image)`` takes the grid from the image (resample, crop) and the rest
-(modality, metadata) from the input. (medviewer.io.writer has its own conversion for writing:
-processing and io are independent layers.)
+``to_image(volume, dtype)`` copies the voxels into a SimpleITK image. A 3D volume keeps its full
+geometry (spacing, origin, direction: N4 and resampling work in world space). A one-slice volume
+becomes a 2D image so that 2D filters see a 2D neighbourhood; it carries only the in-plane spacing
+(identity direction, zero origin), since a slice's in-plane corner of its 3x3 direction need not
+be a 2D direction at all (a sagittal slice's is singular) and no filter here needs more.
+``like(volume, image)`` is the result on the input's grid (geometry and metadata copied from the
+input: filters that keep the grid); ``from_image(volume, image)`` takes the new grid from the
+image (resample, crop: a 2D image's new spacing, the slice's first voxel staying where it was
+unless ``origin`` is given) and the rest (modality, metadata) from the input.
+(medviewer.io.writer has its own conversion for writing: processing and io are independent layers.)
 """
 from __future__ import annotations
 
@@ -25,10 +28,12 @@ def to_image(volume: Volume, dtype=np.float32) -> sitk.Image:
         data = data.astype(np.float32)
     flat = volume.shape[0] == 1
     image = sitk.GetImageFromArray(np.ascontiguousarray(data[0] if flat else data))
-    n = image.GetDimension()
-    image.SetSpacing(volume.spacing[:n])
-    image.SetOrigin(volume.origin[:n])
-    image.SetDirection(tuple(float(v) for v in np.asarray(volume.direction)[:n, :n].ravel()))
+    if flat:
+        image.SetSpacing(volume.spacing[:2])
+    else:
+        image.SetSpacing(volume.spacing)
+        image.SetOrigin(volume.origin)
+        image.SetDirection(tuple(float(v) for v in np.asarray(volume.direction).ravel()))
     return image
 
 
@@ -45,12 +50,10 @@ def like(volume: Volume, image: sitk.Image, **changes) -> Volume:
 
 def from_image(volume: Volume, image: sitk.Image, **changes) -> Volume:
     """IMAGE's voxels and grid; modality, metadata and 2D-ness from VOLUME."""
-    n = image.GetDimension()
-    spacing, origin = list(volume.spacing), list(volume.origin)
-    direction = np.array(volume.direction, float)
-    spacing[:n] = image.GetSpacing()
-    origin[:n] = image.GetOrigin()
-    direction[:n, :n] = np.reshape(image.GetDirection(), (n, n))
-    kw = dict(spacing=tuple(spacing), origin=tuple(origin), direction=direction)
+    if image.GetDimension() == 2:
+        kw = dict(spacing=tuple(image.GetSpacing()) + volume.spacing[2:])
+    else:
+        kw = dict(spacing=image.GetSpacing(), origin=image.GetOrigin(),
+                  direction=np.reshape(image.GetDirection(), (3, 3)))
     kw.update(changes)
     return volume.copy_geometry(array_of(image), **kw)

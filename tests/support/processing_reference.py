@@ -19,10 +19,10 @@ def image_of(data: np.ndarray, spacing, dtype=np.float32) -> sitk.Image:
     arr = data if dtype is None else data.astype(dtype)
     flat = arr.shape[0] == 1
     image = sitk.GetImageFromArray(arr[0] if flat else arr)
-    n = image.GetDimension()
-    image.SetSpacing(tuple(spacing)[:n])
-    image.SetOrigin(tuple(GEOMETRY.get("origin", (0.0, 0.0, 0.0)))[:n])
-    image.SetDirection(tuple(np.asarray(GEOMETRY.get("direction", np.eye(3)))[:n, :n].ravel()))
+    image.SetSpacing(tuple(spacing)[:image.GetDimension()])
+    if not flat:  # 2D: in-plane spacing only (a slice's 3x3 direction has no 2D corner in general)
+        image.SetOrigin(tuple(GEOMETRY.get("origin", (0.0, 0.0, 0.0))))
+        image.SetDirection(tuple(np.asarray(GEOMETRY.get("direction", np.eye(3))).ravel()))
     return image
 
 

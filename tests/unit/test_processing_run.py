@@ -128,3 +128,26 @@ def test_defaults_follow_the_image():
     resample = all_operations()["resample"].defaults(volume)
     assert (resample["spacing_x"], resample["spacing_z"]) == (1.0, 2.0)
     assert all_operations()["anisotropic-diffusion"].defaults(Volume(np.zeros((9, 9))))["time_step"] == 0.125
+
+
+@pytest.mark.parametrize("name", ["gaussian", "n4", "resample", "crop", "canny"])
+def test_a_sagittal_slice_keeps_its_world_geometry(name):
+    """A one-slice image whose in-plane axes are not x and y (a sagittal DICOM slice: the corner
+    of its direction is singular) is processed in 2D and lands where the slice was."""
+    direction = np.array([[0, 0, 1], [1, 0, 0], [0, -1, 0]], float)  # columns: A, I, L... a sagittal slice
+    rng = np.random.default_rng(2)
+    volume = Volume(rng.normal(100, 20, (1, 20, 18)).astype(np.float32), spacing=(0.8, 0.9, 5.0),
+                    origin=(40.0, -20.0, 60.0), direction=direction, metadata={"oriented": True})
+    params = {"crop": {"x0": 3, "x1": 10, "y0": 4, "y1": 15},
+              "resample": {"spacing_x": 0.4, "spacing_y": 0.9}}.get(name)
+    out = run_operation(name, volume, params).volume
+    np.testing.assert_array_equal(out.direction, direction)
+    assert out.shape[0] == 1 and out.spacing[2] == 5.0
+    if name == "crop":
+        assert out.shape == (1, 12, 8)
+        np.testing.assert_allclose(out.origin, volume.index_to_world((3, 4, 0)))
+        np.testing.assert_array_equal(out.data, volume.data[:, 4:16, 3:11])
+    else:
+        assert out.origin == volume.origin
+    if name == "resample":
+        assert out.shape == (1, 20, 36) and out.spacing[:2] == (0.4, 0.9)
