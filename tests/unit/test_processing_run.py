@@ -151,3 +151,19 @@ def test_a_sagittal_slice_keeps_its_world_geometry(name):
         assert out.origin == volume.origin
     if name == "resample":
         assert out.shape == (1, 20, 36) and out.spacing[:2] == (0.4, 0.9)
+
+
+def test_listing_the_operations_loads_neither_scikit_learn_nor_scikit_image():
+    """The GUI builds its Process panel from all_operations() at start: the libraries load only
+    when an operation that needs them runs."""
+    import json
+    import subprocess
+
+    code = ("import sys, json\n"
+            "from medviewer.ai.clustering import all_operations\n"
+            "import medviewer.cli_process\n"
+            "assert len(all_operations()) == 23\n"
+            "print(json.dumps([m for m in ('sklearn', 'skimage', 'torch', 'PySide6') if m in sys.modules]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
