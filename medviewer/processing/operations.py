@@ -36,6 +36,7 @@ registered so far (the processing groups always; clustering once ai.clustering i
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -219,6 +220,11 @@ def check_input(op: Operation, volume: Volume) -> None:
         raise MedViewerError(f"{op.name}: the image is empty")
     if not np.issubdtype(volume.data.dtype, np.number) and volume.data.dtype != bool:
         raise MedViewerError(f"{op.name}: cannot process {volume.data.dtype} voxels")
+    if np.issubdtype(volume.data.dtype, np.inexact):
+        bad = volume.data.size - int(np.count_nonzero(np.isfinite(volume.data)))
+        if bad:
+            raise MedViewerError(f"{op.name}: the image has {bad} NaN or infinite voxels; the filters need "
+                                 "finite values")
     z, y, x = volume.shape
     check_fits(volume.data.size * op.bytes_per_voxel, f"{op.title} of the {x}x{y}x{z} image")
 
@@ -233,7 +239,15 @@ def run_operation(name: str, volume: Volume, params: dict | None = None, progres
     steps = Steps(op.title, progress, cancel)
     steps.check()
     steps.tell(0.0, "start")
-    result = op.run(volume, values, steps)
+    try:
+        result = op.run(volume, values, steps)
+    except MedViewerError:
+        raise
+    except MemoryError:
+        z, y, x = volume.shape
+        raise MedViewerError(f"{op.title}: not enough memory for the {x}x{y}x{z} image") from None
+    except (ValueError, RuntimeError, ArithmeticError) as exc:  # a library's refusal (NaN voxels ...)
+        raise MedViewerError(f"{op.title} failed: {_first_line(exc)}") from exc
     steps.check()
     steps.tell(1.0, "done")
     return result
@@ -316,11 +330,14 @@ def filtered(volume: Volume, steps: Steps, filt, description: str, dtype=np.floa
 def _first_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     # ITK's message: "... sitk::ERROR: <reason>" or a file:line prefix before "description: <reason>"
+    # ITK's RuntimeError puts the file and line first and the reason last; Python's the reason first
+    line = (lines[-1] if isinstance(exc, RuntimeError) else lines[0]) if lines else type(exc).__name__
     for ln in lines:
-        for key in ("sitk::ERROR:", "Description:", "description:"):
-            if key in ln:
-                return ln.split(key, 1)[1].strip()[:300]
-    return (lines[-1] if lines else type(exc).__name__)[:300]
+        found = [key for key in ("sitk::ERROR:", "Description:", "description:") if key in ln]
+        if found:
+            line = ln.split(found[0], 1)[1].strip()
+            break
+    return re.sub(r"ITK ERROR: \w+\(0x[0-9a-fA-F]+\): ", "", line)[:300]
 
 
 def robust_range(volume: Volume) -> tuple[float, float]:
@@ -330,6 +347,8 @@ def robust_range(volume: Volume) -> tuple[float, float]:
     low, high = np.percentile(data[::step].astype(np.float64), [1.0, 99.0])
     if not high > low:
         low, high = float(data.min()), float(data.max())
+    if not high > low:  # a constant image: a unit range keeps the strengths derived from it positive
+        high = low + 1.0
     return float(low), float(high)
 
 

@@ -167,3 +167,38 @@ def test_listing_the_operations_loads_neither_scikit_learn_nor_scikit_image():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+def test_nan_voxels_are_refused_in_one_line():
+    data = np.random.default_rng(0).normal(size=(2, 6, 6)).astype(np.float32)
+    data[0, 0, 0] = np.nan
+    with pytest.raises(MedViewerError, match="kmeans: the image has 1 NaN or infinite voxels"):
+        run_operation("kmeans", Volume(data))
+
+
+def test_a_library_refusal_is_one_clean_line(monkeypatch):
+    """An error a library raises (here a SimpleITK filter's on an image too small for it, and a
+    ValueError out of an operation) is a MedViewerError naming the operation, in one line, without
+    ITK's object address."""
+    with pytest.raises(MedViewerError) as info:
+        run_operation("gaussian", _volume((3, 6, 6)))
+    message = str(info.value)
+    assert message.startswith("Gaussian smoothing failed: The number of pixels along dimension 2 is less than 4")
+    assert "\n" not in message and "0x" not in message
+
+    from medviewer.processing import operations as registry
+
+    def fails(volume, p, steps):
+        raise ValueError("autodetected range of [nan, nan] is not finite\nmore")
+
+    monkeypatch.setitem(registry._REGISTRY, "failing", registry.Operation(
+        "failing", "Failing filter", "Denoise", (), "image", "raises", run=fails))
+    with pytest.raises(MedViewerError, match=r"^Failing filter failed: autodetected range of \[nan, nan\] is not finite$"):
+        run_operation("failing", _volume())
+
+
+def test_a_constant_image_gets_positive_strengths():
+    flat = Volume(np.full((4, 8, 8), 7.0, np.float32))
+    for name in ("bilateral", "nlmeans"):
+        out = run_operation(name, flat).volume.data
+        np.testing.assert_allclose(out, 7.0, atol=1e-4)
