@@ -12,17 +12,14 @@ import numpy as np
 import SimpleITK as sitk
 
 
-GEOMETRY = {}  # "origin", "direction" (3x3) of the array being processed; set by reference()
-
-
-def image_of(data: np.ndarray, spacing, dtype=np.float32) -> sitk.Image:
+def image_of(data: np.ndarray, spacing, dtype=np.float32, origin=(0.0, 0.0, 0.0), direction=np.eye(3)) -> sitk.Image:
     arr = data if dtype is None else data.astype(dtype)
     flat = arr.shape[0] == 1
     image = sitk.GetImageFromArray(arr[0] if flat else arr)
     image.SetSpacing(tuple(spacing)[:image.GetDimension()])
     if not flat:  # 2D: in-plane spacing only (a slice's 3x3 direction has no 2D corner in general)
-        image.SetOrigin(tuple(GEOMETRY.get("origin", (0.0, 0.0, 0.0))))
-        image.SetDirection(tuple(np.asarray(GEOMETRY.get("direction", np.eye(3))).ravel()))
+        image.SetOrigin(tuple(origin))
+        image.SetDirection(tuple(np.asarray(direction, float).ravel()))
     return image
 
 
@@ -40,8 +37,8 @@ def _unit_back(data, unit):
     return (unit.reshape(data.shape) * (high - low) + low).astype(np.float32)
 
 
-def _n4(data, spacing, p):
-    image = image_of(data, spacing)
+def _n4(data, spacing, p, geo):
+    image = image_of(data, spacing, **geo)
     mask = sitk.OtsuThreshold(image, 0, 1, 200)
     shrink = [max(1, min(p["shrink"], n // 4)) for n in image.GetSize()]
     f = sitk.N4BiasFieldCorrectionImageFilter()
@@ -50,11 +47,11 @@ def _n4(data, spacing, p):
     return array(sitk.Cast(image / sitk.Exp(f.GetLogBiasFieldAsImage(image)), sitk.sitkFloat32))
 
 
-def _morph(cls, data, spacing, p):
+def _morph(cls, data, spacing, p, geo):
     f = cls()
     f.SetKernelRadius(p["radius"])
     f.SetKernelType({"ball": sitk.sitkBall, "box": sitk.sitkBox, "cross": sitk.sitkCross}[p["kernel"]])
-    return array(f.Execute(image_of(data, spacing, None)))
+    return array(f.Execute(image_of(data, spacing, None, **geo)))
 
 
 def _cluster(kind, data, p):
@@ -78,9 +75,9 @@ def _cluster(kind, data, p):
 def reference(name: str, data: np.ndarray, spacing, p: dict, origin=(0.0, 0.0, 0.0), direction=np.eye(3)):
     from skimage import exposure, filters, restoration
 
-    GEOMETRY.update(origin=origin, direction=direction)
+    geo = dict(origin=origin, direction=direction)
     dim = 2 if data.shape[0] == 1 else 3
-    img = image_of(data, spacing)
+    img = image_of(data, spacing, **geo)
     if name == "gaussian":
         return array(sitk.SmoothingRecursiveGaussian(img, p["sigma"]))
     if name == "median":
@@ -106,7 +103,7 @@ def reference(name: str, data: np.ndarray, spacing, p: dict, origin=(0.0, 0.0, 0
     if name == "laplacian-sharpen":
         return array(sitk.LaplacianSharpening(img, p["use_spacing"]))
     if name == "n4":
-        return _n4(data, spacing, p)
+        return _n4(data, spacing, p, geo)
     if name == "canny":
         return array(sitk.CannyEdgeDetection(img, p["lower"], max(p["upper"], p["lower"]), [p["sigma"] ** 2] * dim))
     if name == "gradient-magnitude":
@@ -115,9 +112,9 @@ def reference(name: str, data: np.ndarray, spacing, p: dict, origin=(0.0, 0.0, 0
         cls = {"erode": sitk.GrayscaleErodeImageFilter, "dilate": sitk.GrayscaleDilateImageFilter,
                "open": sitk.GrayscaleMorphologicalOpeningImageFilter,
                "close": sitk.GrayscaleMorphologicalClosingImageFilter}[name]
-        return _morph(cls, data, spacing, p)
+        return _morph(cls, data, spacing, p, geo)
     if name == "threshold":
-        return array(sitk.BinaryThreshold(image_of(data, spacing, np.float64), p["low"], p["high"], 1, 0))
+        return array(sitk.BinaryThreshold(image_of(data, spacing, np.float64, **geo), p["low"], p["high"], 1, 0))
     if name == "otsu":
         return array(sitk.OtsuMultipleThresholds(img, p["classes"] - 1, 0, p["bins"]))
     if name == "adaptive-threshold":
@@ -128,7 +125,7 @@ def reference(name: str, data: np.ndarray, spacing, p: dict, origin=(0.0, 0.0, 0
         return _cluster(name, data, p)
     if name == "resample":
         new = [p[f"spacing_{a}"] for a in "xyz"[:dim]]
-        src = image_of(data, spacing, None if p["interpolator"] == "nearest" else np.float32)
+        src = image_of(data, spacing, None if p["interpolator"] == "nearest" else np.float32, **geo)
         size = [max(1, int(round(src.GetSize()[k] * spacing[k] / new[k]))) for k in range(dim)]
         interp = {"linear": sitk.sitkLinear, "nearest": sitk.sitkNearestNeighbor, "bspline": sitk.sitkBSpline}
         out = sitk.Resample(src, size, sitk.Transform(), interp[p["interpolator"]], src.GetOrigin(), new,
@@ -137,6 +134,6 @@ def reference(name: str, data: np.ndarray, spacing, p: dict, origin=(0.0, 0.0, 0
     if name == "crop":
         low = [p[f"{a}0"] for a in "xyz"[:dim]]
         size = [p[f"{a}1"] - p[f"{a}0"] + 1 for a in "xyz"[:dim]]
-        out = sitk.RegionOfInterest(image_of(data, spacing, None), size, low)
+        out = sitk.RegionOfInterest(image_of(data, spacing, None, **geo), size, low)
         return array(out), tuple(spacing)[:dim], tuple(float(v) for v in (low + [0] * (3 - dim)))
     raise KeyError(name)
