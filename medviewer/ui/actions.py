@@ -228,26 +228,27 @@ class Actions:
         self.recent_menu.setEnabled(bool(self.win.recent_files()))
 
     # --- slots ------------------------------------------------------------------------
-    def open_file(self) -> None:
-        paths, _ = QtWidgets.QFileDialog.getOpenFileNames(self.win, "Open images", "", IMAGE_FILTER)
+    def _ask_files(self, title: str, then) -> None:
+        paths, _ = QtWidgets.QFileDialog.getOpenFileNames(self.win, title, "", IMAGE_FILTER)
         if paths:
-            self.win.open_paths(paths)
+            then(paths)
+
+    def _ask_folder(self, title: str, then) -> None:
+        path = QtWidgets.QFileDialog.getExistingDirectory(self.win, title)
+        if path:
+            then([path])
+
+    def open_file(self) -> None:
+        self._ask_files("Open images", self.win.open_paths)
 
     def open_folder(self) -> None:
-        path = QtWidgets.QFileDialog.getExistingDirectory(self.win, "Open a folder of images")
-        if path:
-            self.win.open_paths([path])
+        self._ask_folder("Open a folder of images", self.win.open_paths)
 
     def open_beside(self) -> None:
-        paths, _ = QtWidgets.QFileDialog.getOpenFileNames(self.win, "Open images beside the one shown", "",
-                                                          IMAGE_FILTER)
-        if paths:
-            self.win.open_beside(paths)
+        self._ask_files("Open images beside the one shown", self.win.open_beside)
 
     def open_folder_beside(self) -> None:
-        path = QtWidgets.QFileDialog.getExistingDirectory(self.win, "Open a folder beside the image shown")
-        if path:
-            self.win.open_beside([path])
+        self._ask_folder("Open a folder beside the image shown", self.win.open_beside)
 
     def open_demo(self) -> None:
         from medviewer.resources import demo_paths

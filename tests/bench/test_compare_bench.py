@@ -9,7 +9,14 @@ event loop paints what changed. "One pane" (the baseline): the same layout and p
 second image unlinked, so only the first pane changes. The single-view layout is printed too.
 A change is timed from set_slice until processEvents() has painted the window (what the user waits
 for). Rounds are interleaved so that machine load hits all alike.
+"Second pane alone" (the first image unlinked, the second driven) shows what the second pane's own
+redraw costs, so that linked ~ one pane + second pane alone says what linking itself adds.
 Criterion: median(two linked) <= 2 x median(one pane).
+
+Measured here (2 shared cores): about 2.1-2.4 x; linked is ~1.2 x the sum of the two panes' own
+changes. The excess is paint passes, not linking (core.linking costs ~0.15 ms a move): with both
+panes changing in one event-loop pass Qt paints one of the two viewports twice (208 viewport paints
+for 80 linked changes, 145 with the views' ViewOverlay widgets hidden, 80 for one pane alone).
 """
 import os
 import statistics
@@ -21,42 +28,18 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MEDVIEWER_NO_DIALOGS", "1")
 
-from tests.conftest import DEMO  # noqa: E402
+from tests.bench.test_render_bench import _demo_window  # noqa: E402
+from tests.support.compare_study import resampled  # noqa: E402
 
 pytestmark = pytest.mark.bench
 MAX_RATIO, ROUNDS = 2.0, 8
 
 
-def _resampled_copy(volume):
-    """The CT on another grid (SimpleITK, linear), its metadata (frame of reference) kept."""
-    import SimpleITK as sitk
-
-    image = sitk.GetImageFromArray(volume.data)
-    image.SetSpacing(volume.spacing)
-    image.SetOrigin(volume.origin)
-    image.SetDirection(tuple(volume.direction.ravel()))
-    spacing = (1.0, 1.0, 2.5)
-    size = [int(n * s / t) for n, s, t in zip(image.GetSize(), volume.spacing, spacing)]
-    ref = sitk.Image(size, image.GetPixelID())
-    ref.SetSpacing(spacing)
-    ref.SetOrigin(tuple(np.add(volume.origin, (3.0, -3.0, 1.0))))
-    ref.SetDirection(image.GetDirection())
-    out = sitk.Resample(image, ref, sitk.Transform(), sitk.sitkLinear, -1024.0)
-    return volume.copy_geometry(sitk.GetArrayFromImage(out), spacing=out.GetSpacing(), origin=out.GetOrigin())
-
-
 def test_slice_change_two_linked_panes(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDVIEWER_SETTINGS", str(tmp_path / "s.ini"))
-    monkeypatch.setenv("MEDVIEWER_DATA_DIR", str(tmp_path / "d"))
-    from medviewer.ui.main_window import MainWindow
-    from medviewer.ui.qt import application
-
-    app = application()
-    win = MainWindow()
+    app, win, _ = _demo_window(tmp_path, monkeypatch)
     win.resize(1400, 850)
-    win.show()
-    win.open_paths([str(DEMO / "ct_chest_20")], wait=True)
-    copy = win.workspace.add(_resampled_copy(win.session.volume), "CT resampled")
+    copy = win.workspace.add(resampled(win.session.volume, (1.0, 1.0, 2.5), (3.0, -3.0, 1.0), -1024.0),
+                             "CT resampled")
     win.grid.show_beside(copy)
     for _ in range(3):
         app.processEvents()
@@ -68,7 +51,8 @@ def test_slice_change_two_linked_panes(tmp_path, monkeypatch):
         view.set_slice(k)  # the first pane (or the single view): the primary image
         app.processEvents()  # paints the views that changed
 
-    times = {"two linked panes": [], "one pane (other unlinked)": [], "single view layout": []}
+    second_alone = "second pane alone (first unlinked)"
+    times = {"two linked panes": [], "one pane (other unlinked)": [], second_alone: [], "single view layout": []}
     for r in range(ROUNDS):
         for name in times:
             if name == "single view layout":
@@ -79,12 +63,14 @@ def test_slice_change_two_linked_panes(tmp_path, monkeypatch):
                     win.set_layout("compare-1x2")
                     first, second = win.grid.compare_panes()
                 linked = name == "two linked panes"
-                copy.set_linked(linked)
-                driver = first.view
+                copy.set_linked(linked or name == second_alone)
+                win.workspace.primary.set_linked(name != second_alone)
+                driver = second.view if name == second_alone else first.view
             app.processEvents()
             moved = 0
-            for i in range(n):
-                k = (i + r) % n
+            count = driver.geometry_.n_slices
+            for i in range(count):
+                k = (i + r) % count
                 before = copy.session.cursor.copy()
                 t = time.perf_counter()
                 change(k, driver)
@@ -101,6 +87,9 @@ def test_slice_change_two_linked_panes(tmp_path, monkeypatch):
     print(f"{'':30s}median ms   p90 ms")
     for name, t in times.items():
         print(f"{name:30s}{med[name]:9.2f} {np.percentile(t, 90) * 1000:8.2f}")
+    apart = med["one pane (other unlinked)"] + med[second_alone]
+    print(f"the two panes' own slice changes add up to {apart:.2f} ms; two linked panes take "
+          f"{med['two linked panes'] / apart:.2f} x that")
     print(f"criterion: two linked / one pane = {ratio:.2f} <= {MAX_RATIO}")
     win.close()
     assert ratio <= MAX_RATIO

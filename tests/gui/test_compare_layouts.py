@@ -8,7 +8,7 @@ import pytest
 from medviewer.core.display import Window
 from medviewer.ui.qt import QtCore, Qt
 from tests.conftest import DEMO, shared
-from tests.support.compare_study import SeriesSpec, write_study
+from tests.support.compare_study import SeriesSpec, resampled, write_study
 
 
 @pytest.fixture
@@ -202,17 +202,12 @@ def test_two_x_rays_side_by_side(window):
 
 def test_hippocampus_beside_a_resampled_copy(window, tmp_path):
     """A real MR beside a copy on a coarser, shifted grid: the cursors meet on the world point."""
-    import SimpleITK as sitk
+    from medviewer.io import open_volume
+    from medviewer.io.writer import write_volume
 
     path = sorted(shared("hippocampus", "imagesTr").glob("*.nii.gz"))[0]
-    itk = sitk.ReadImage(str(path))
-    ref = sitk.Image([int(n * s / t) for n, s, t in zip(itk.GetSize(), itk.GetSpacing(), (1.3, 0.7, 2.0))],
-                     itk.GetPixelID())
-    ref.SetSpacing((1.3, 0.7, 2.0))
-    ref.SetOrigin(tuple(np.add(itk.GetOrigin(), (2.0, -1.5, 1.0))))
-    ref.SetDirection(itk.GetDirection())
-    copy = tmp_path / "resampled.nii.gz"
-    sitk.WriteImage(sitk.Resample(itk, ref, sitk.Transform(), sitk.sitkLinear), str(copy))
+    copy = write_volume(resampled(open_volume(str(path)), (1.3, 0.7, 2.0), (2.0, -1.5, 1.0)),
+                        str(tmp_path / "resampled.nii.gz"))
     win = window(path)
     win.open_beside([str(copy)], wait=True)
     a, b = win.grid.compare_panes()

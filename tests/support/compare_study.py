@@ -66,3 +66,19 @@ def write_study(folder: Path, series: list[SeriesSpec]) -> dict[str, Path]:
             ds.save_as(target / f"{k:03d}.dcm", enforce_file_format=True)
         out[spec.description] = target
     return out
+
+
+def resampled(volume, spacing, shift=(0.0, 0.0, 0.0), background: float = 0.0):
+    """VOLUME on another grid (SimpleITK, linear): SPACING (x, y, z) mm, the origin moved by SHIFT mm,
+    the same extent; its metadata (frame of reference) kept: a second series of the same anatomy."""
+    import SimpleITK as sitk
+
+    from medviewer.processing.sitk_volume import from_image, to_image
+
+    image = to_image(volume, dtype=None)
+    size = [max(1, int(n * s / t)) for n, s, t in zip(image.GetSize(), image.GetSpacing(), spacing)]
+    ref = sitk.Image(size, image.GetPixelID())
+    ref.SetSpacing(tuple(float(s) for s in spacing))
+    ref.SetOrigin(tuple(np.add(image.GetOrigin(), shift)))
+    ref.SetDirection(image.GetDirection())
+    return from_image(volume, sitk.Resample(image, ref, sitk.Transform(), sitk.sitkLinear, background))

@@ -10,6 +10,7 @@ from medviewer.core.session import Session
 from medviewer.core.volume import Volume
 from medviewer.core.workspace import Workspace
 from tests.conftest import shared
+from tests.support.compare_study import resampled
 
 
 def rotation_z(degrees: float) -> np.ndarray:
@@ -200,21 +201,11 @@ def test_linked_window_between_images_of_one_modality(two_grids):
 
 def test_hippocampus_resampled_copy_links_on_the_world_point():
     """A real MR and a copy resampled onto a coarser, shifted grid (as a second series would be)."""
-    import SimpleITK as sitk
-
     from medviewer.io import discover
 
     path = next(iter(sorted(shared("hippocampus", "imagesTr").glob("*.nii.gz"))))
     volume = discover(str(path)).sources[0].load()
-    itk = sitk.ReadImage(str(path))
-    size = [int(n * s / t) for n, s, t in zip(itk.GetSize(), itk.GetSpacing(), (1.4, 0.8, 2.1))]
-    ref = sitk.Image(size, itk.GetPixelID())
-    ref.SetSpacing((1.4, 0.8, 2.1))
-    ref.SetOrigin(tuple(np.add(itk.GetOrigin(), (3.0, -2.0, 1.5))))
-    ref.SetDirection(itk.GetDirection())
-    copy = sitk.Resample(itk, ref, sitk.Transform(), sitk.sitkLinear)
-    second = Volume(sitk.GetArrayFromImage(copy), spacing=copy.GetSpacing(), origin=copy.GetOrigin(),
-                    direction=np.array(copy.GetDirection()).reshape(3, 3), modality="MR")
+    second = resampled(volume, (1.4, 0.8, 2.1), (3.0, -2.0, 1.5))
     ws = Workspace(primary_with(volume))
     linker = Linker(ws)
     b = ws.add(second, "resampled")
