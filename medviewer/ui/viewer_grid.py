@@ -13,6 +13,7 @@ import html
 
 import numpy as np
 
+from medviewer.core.events import Event
 from medviewer.core.linking import Linker
 from medviewer.core.session import Session
 from medviewer.core.slicing import PLANES
@@ -24,6 +25,18 @@ from medviewer.ui.slice_view import SliceView
 LAYOUTS = ("single", "1x3", "2x2", "2x2-3d", "3d", "compare-1x2", "compare-2x2")
 LAYOUTS_3D = ("2x2-3d", "3d")
 COMPARE_LAYOUTS = {"compare-1x2": (1, 2), "compare-2x2": (2, 2)}  # rows, columns
+
+
+def _unsubscribe(view: SliceView) -> None:
+    """Take the view's methods off its session's events (and those of the session's display and
+    MPR planes models), before the view is deleted."""
+    session = view.session
+    for model in (session, session.image_display, session.planes, getattr(session, "fusion", None)):
+        for event in vars(model).values() if model is not None else ():
+            if isinstance(event, Event):
+                for callback in list(event._callbacks):
+                    if getattr(callback, "__self__", None) is view:
+                        event.disconnect(callback)
 
 
 def default_slots(entries: list[ImageEntry], count: int) -> list[tuple[ImageEntry, str]]:
@@ -287,6 +300,7 @@ class ViewerGrid(QtWidgets.QWidget):
                 if pane.view is view:
                     pane.release_view()
             view.hide()
+            _unsubscribe(view)  # whoever still holds the image's session never reaches the deleted view
             view.deleteLater()  # its image has gone; the grid stays its parent until then
         for pane in self._panes:
             if pane.entry is not None and pane.entry not in entries:

@@ -127,6 +127,9 @@ def test_layouts_switch_back_and_forth_and_a_removed_image_goes(side_by_side, qt
     win.workspace.remove(entry)
     assert all(p.entry is win.workspace.primary for p in win.grid.compare_panes())
     qtbot.waitUntil(lambda: not any(v is w for w in win.grid.findChildren(type(extra[0])) for v in extra), timeout=3000)
+    entry.session.set_cursor((1, 1, 1))  # someone still holding the removed image's session ...
+    entry.session.set_window(Window(10.0, 5.0))  # ... reaches no deleted view
+    entry.session.set_volume(entry.volume)
 
 
 def test_hanging_rule_opens_the_latest_series_of_each_kind(window, tmp_path):
