@@ -79,12 +79,6 @@ class Workspace:
                 other.transform, other.transform_fixed = None, None
         self.changed.emit()
 
-    def clear_others(self) -> None:
-        """Close every image but the primary (a new study opened in its place)."""
-        if len(self.entries) > 1:
-            self.entries = [self.primary]
-            self.changed.emit()
-
     def get(self, entry_id: str) -> ImageEntry:
         for entry in self.entries:
             if entry.id == entry_id:

@@ -62,8 +62,10 @@ def test_workspace_entries_ids_and_removal():
         ws.get("image-9")
     with pytest.raises(ValueError):
         ws.remove(ws.primary)
+    ws.set_title(c, "Gaussian σ 1.0 mm of B")
+    assert c.title == c.session.title == "Gaussian σ 1.0 mm of B"
     ws.remove(b)
-    assert c.derived_from is None and seen == [2, 3, 2]
+    assert c.derived_from is None and seen == [2, 3, 3, 2]
     assert ws.add(b.volume, "D").id == "image-4"  # ids are never reused
 
 
@@ -218,3 +220,19 @@ def test_hippocampus_resampled_copy_links_on_the_world_point():
         inside += 1
         assert np.linalg.norm(voxel_world(b.session) - voxel_world(ws.primary.session)) <= half_voxel(second)
     assert inside >= 2
+
+
+def test_a_new_primary_image_is_retitled_and_drops_what_related_to_the_old_one():
+    import SimpleITK as sitk
+
+    ws = Workspace(primary_with(image((10, 10, 10), (1, 1, 1), (0, 0, 0))))
+    linker = Linker(ws)
+    moving = ws.add(image((10, 10, 10), (1, 1, 1), (0, 0, 0), frame="7.7"), "prior")
+    smoothed = ws.add(ws.primary.volume.copy_geometry(ws.primary.volume.data), "smoothed", derived_from="image-1")
+    ws.set_transform(moving, sitk.TranslationTransform(3, (1.0, 0.0, 0.0)), ws.primary)
+    assert linker.world_in(moving, (0, 0, 0), ws.primary) is not None
+    ws.primary.session.set_volume(image((12, 12, 12), (1, 1, 1), (0, 0, 0), frame="8.8"), "b", title="T2 (series 9)")
+    ws.primary_replaced()
+    assert ws.primary.title == "T2 (series 9)"
+    assert moving.transform is None and smoothed.derived_from is None
+    assert linker.world_in(moving, (0, 0, 0), ws.primary) is None  # another frame, no transform any more
