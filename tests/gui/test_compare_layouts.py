@@ -237,3 +237,16 @@ def test_every_pane_of_2x2_draws_its_image(side_by_side, qtbot):
     for pane in win.grid.compare_panes():
         grey = grey_of(pane.view)
         assert grey.std() > 10 and (grey > 60).mean() > 0.05, (pane.entry.title, pane.plane)
+
+
+def test_open_beside_in_the_background_and_a_bad_file(window, study, qtbot, tmp_path):
+    win = window(study["T1"])
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"\x1f\x8b not really a NIfTI")
+    problems = len(win.problems)
+    win.open_beside([str(broken)], wait=True)
+    assert len(win.problems) > problems and "broken.nii.gz" in win.problems[-1]
+    assert len(win.workspace.entries) == 1 and win.grid.layout_name == "1x3"  # nothing changed
+    win.open_beside([str(study["T2"])])  # off the GUI thread, as the menu does it
+    qtbot.waitUntil(lambda: len(win.workspace.entries) == 2, timeout=10000)
+    assert win.grid.layout_name == "compare-1x2" and win.grid.compare_panes()[1].entry.title == "T2 (series 4)"
