@@ -152,7 +152,7 @@ class ViewerGrid(QtWidgets.QWidget):
         self.info.refresh()
         if name in COMPARE_LAYOUTS:
             self._refresh_outside()
-            QtCore.QTimer.singleShot(0, self._fit_compare)  # once the panes have their size
+            QtCore.QTimer.singleShot(0, self, self._fit_compare)  # once the panes have their size
 
     def showEvent(self, ev) -> None:
         super().showEvent(ev)
