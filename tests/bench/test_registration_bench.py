@@ -1,7 +1,7 @@
 """Registration accuracy and speed on a real MR (brain_t1, 128x128x62, 2x2x3 mm) with known transforms.
 
 Run: python -m pytest tests/bench/test_registration_bench.py --bench -s
-     (MEDVIEWER_BENCH_REPEAT=N: timed runs per case, default 3 for rigid, 1 for B-spline)
+     (MEDVIEWER_BENCH_REPEAT=N: timed runs per case, default 5 for rigid, 3 for B-spline)
 
 Protocol (issue 14 item 6): the MR moved by a known rigid transform (6-7 degrees about each axis, 8 mm)
 and by a known smooth deformation (a cubic B-spline with seeded random coefficients, sd 4 mm, on a
@@ -39,7 +39,7 @@ RATIO_GOAL = 1.1
 
 
 def _repeat(kind: str) -> int:
-    return int(os.environ.get("MEDVIEWER_BENCH_REPEAT", 3 if kind == "rigid" else 1))
+    return int(os.environ.get("MEDVIEWER_BENCH_REPEAT", 5 if kind == "rigid" else 3))
 
 
 def _bare(fixed: sitk.Image, moving: sitk.Image, s: RegistrationSettings) -> sitk.Transform:
