@@ -22,7 +22,7 @@ from medviewer.core.slicing import PlaneGeometry, plane_geometry
 from medviewer.ui.fusion_layer import FusionLayer
 from medviewer.ui.qt import Qt, QtCore, QtGui, QtWidgets, Signal, pg
 from medviewer.ui.oblique_mpr import ObliqueMpr
-from medviewer.ui.view_overlay import ViewOverlay
+from medviewer.ui.view_overlay import OverlayGraphicsView, ViewOverlay
 
 CROSSHAIR_COLOURS = {"axial": (255, 80, 80), "coronal": (80, 200, 80), "sagittal": (90, 140, 255)}
 GREY = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
@@ -128,7 +128,7 @@ class SliceView(ObliqueMpr, QtWidgets.QWidget):
         self._background: float | None = None  # the image's minimum: outside the volume
         self._line_version = -1  # planes.version the crosshair lines' angles were set for
 
-        self.graphics = pg.GraphicsView(self)
+        self.graphics = OverlayGraphicsView(self)
         self.graphics.setFocusPolicy(Qt.NoFocus)
         self.viewbox = _ViewBox(self)
         self.graphics.setCentralItem(self.viewbox)
@@ -698,5 +698,4 @@ class SliceView(ObliqueMpr, QtWidgets.QWidget):
 
     def resizeEvent(self, ev) -> None:
         super().resizeEvent(ev)
-        self.overlay.setGeometry(self.graphics.rect())
         self.overlay.set_scale(self.pixels_per_mm())

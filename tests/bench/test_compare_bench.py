@@ -13,10 +13,10 @@ for). Rounds are interleaved so that machine load hits all alike.
 redraw costs, so that linked ~ one pane + second pane alone says what linking itself adds.
 Criterion: median(two linked) <= 2 x median(one pane).
 
-Measured here (2 shared cores): about 2.1-2.4 x; linked is ~1.2 x the sum of the two panes' own
-changes. The excess is paint passes, not linking (core.linking costs ~0.15 ms a move): with both
-panes changing in one event-loop pass Qt paints one of the two viewports twice (208 viewport paints
-for 80 linked changes, 145 with the views' ViewOverlay widgets hidden, 80 for one pane alone).
+Measured here (2 shared cores): 1.80 x (two linked 8.9 ms, one pane 4.95 ms), linked 0.94 x the sum of
+the two panes' own changes. Before the views' text overlay was painted in the view's own pass
+(ui/view_overlay.py) it was 2.1-2.4 x: a translucent overlay widget made Qt paint one of the two
+viewports twice (208 viewport paints for 80 linked changes, 80 for one pane alone).
 """
 import os
 import statistics
