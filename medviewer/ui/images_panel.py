@@ -16,7 +16,7 @@ from medviewer.ui.file_dialogs import save_path
 from medviewer.ui.list_rows import list_rows
 from medviewer.ui.qt import Qt, QtWidgets
 from medviewer.ui.run_controls import one_line
-from medviewer.ui.workspace_view import fuse, show_beside, unfuse
+from medviewer.ui.workspace_view import beside_whom, fuse, show_beside, unfuse
 
 SAVE_FILTER = "NIfTI (*.nii.gz *.nii);;NRRD (*.nrrd);;MetaImage (*.mha)"
 
@@ -103,10 +103,7 @@ class ImagesPanel(QtWidgets.QWidget):
         entry = self.selected()
         if entry is None or entry is self.workspace.primary:
             return
-        try:
-            left = self.workspace.get(entry.derived_from) if entry.derived_from else self.workspace.primary
-        except KeyError:
-            left = self.workspace.primary
+        left = beside_whom(self.workspace, entry)
         show_beside(self.win, left, entry)
         self.status.setText(f"{entry.title} beside {left.title}.")
 

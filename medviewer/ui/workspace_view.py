@@ -1,6 +1,7 @@
 """Putting workspace entries on screen: one image beside another, one fused over another.
 
     show_beside(window, left, right)                # the 1x2 compare layout: left | right
+    beside_whom(workspace, entry)                   # what an entry is compared with by default
     fuse(fixed, moving, mode="overlay")             # moving shown over fixed (session.fusion)
     transform_between(fixed, moving)                # the transform fixed world -> moving world, or None
     unfuse(workspace, entry)                        # every fusion that shows entry is turned off
@@ -8,6 +9,8 @@
 Used by the Process, Register and Images panels, so that "show a result" means one thing.
 """
 from __future__ import annotations
+
+from medviewer.core.session import same_grid
 
 
 def show_beside(window, left, right) -> None:
@@ -17,6 +20,24 @@ def show_beside(window, left, right) -> None:
     panes[0].set_entry(left)
     if len(panes) > 1 and right is not None:
         panes[1].set_entry(right)
+
+
+def beside_whom(workspace, entry):
+    """The image an entry is best compared with: the one it was computed from when it lies on that
+    image's voxels (a filtered copy), else an image whose voxel grid it was resampled onto (a
+    registration result: its fixed image), else its source, else the primary."""
+    try:
+        source = workspace.get(entry.derived_from) if entry.derived_from else None
+    except KeyError:
+        source = None
+    if entry.volume is not None:
+        grid_mates = [e for e in workspace.entries if e is not entry and e.volume is not None
+                      and same_grid(e.volume, entry.volume)]
+        if source is not None and source in grid_mates:
+            return source
+        if grid_mates:
+            return grid_mates[0]
+    return source or workspace.primary
 
 
 def transform_between(fixed, moving):

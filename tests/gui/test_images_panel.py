@@ -97,3 +97,21 @@ def test_remove_closes_the_image_and_its_fusion(win, qtbot):
     assert win.workspace.primary.session.fusion.mode == "off"
     assert panel.list.count() == 1
     assert all(p.entry is not entry for p in win.grid.compare_panes())
+
+
+def test_a_registration_result_is_shown_beside_its_fixed_image(win, qtbot):
+    """A result resampled onto the fixed grid is compared with the fixed image, not with the moving
+    image it was computed from."""
+    from medviewer.processing.registration import resample
+
+    primary = win.workspace.primary
+    truth = known_rigid(primary.volume)
+    moving = win.workspace.add(moved_copy(primary.volume, truth), "moved")
+    moving_grid = moving.volume.copy_geometry(moving.volume.data[:-2])  # another grid than the fixed one
+    moving = win.workspace.add(moving_grid, "moved, cropped")
+    result = win.workspace.add(resample(moving.volume, primary.volume, truth), "moved registered",
+                               derived_from=moving.id, operation="registered (rigid, MI)")
+    panel = win.images_panel
+    panel.select(result)
+    panel.beside_button.click()
+    assert [p.entry for p in win.grid.compare_panes()[:2]] == [primary, result]
