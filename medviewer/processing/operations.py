@@ -36,10 +36,7 @@ registered so far (the processing groups always; clustering once ai.clustering i
 from __future__ import annotations
 
 import math
-import re
-import sys
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,6 +45,7 @@ from medviewer.core.errors import Cancelled, MedViewerError
 from medviewer.core.labels import LabelMap
 from medviewer.core.memory import check_fits
 from medviewer.core.volume import Volume
+from medviewer.processing.sitk_errors import SitkStop, itk_reason, quiet_stops
 from medviewer.processing.sitk_volume import like, to_image
 
 KINDS = ("float", "int", "choice", "bool")
@@ -247,35 +245,13 @@ def run_operation(name: str, volume: Volume, params: dict | None = None, progres
         z, y, x = volume.shape
         raise MedViewerError(f"{op.title}: not enough memory for the {x}x{y}x{z} image") from None
     except (ValueError, RuntimeError, ArithmeticError) as exc:  # a library's refusal (NaN voxels ...)
-        raise MedViewerError(f"{op.title} failed: {_first_line(exc)}") from exc
+        raise MedViewerError(f"{op.title} failed: {itk_reason(exc)}") from exc
     steps.check()
     steps.tell(1.0, "done")
     return result
 
 
 # --- helpers for the group modules -----------------------------------------------------------
-class _Stop(Exception):
-    """Raised inside a SimpleITK command to end a filter that goes on after Abort() (N4, which
-    never checks it; Canny's inner pipeline): SimpleITK turns it into a RuntimeError out of
-    Execute, after printing it through sys.excepthook (filtered while a filter runs)."""
-
-
-@contextmanager
-def _quiet_stops():
-    previous = sys.excepthook
-
-    def hook(kind, value, tb):
-        if not issubclass(kind, _Stop):
-            previous(kind, value, tb)
-
-    sys.excepthook = hook
-    try:
-        yield
-    finally:
-        if sys.excepthook is hook:
-            sys.excepthook = previous
-
-
 def execute(steps: Steps, filt, *images, start: float = 0.0, end: float = 1.0, iterations: int = 0):
     """Run a SimpleITK filter object on IMAGES with progress mapped onto [start, end] of the run
     (from its progress event, or from its iteration event counted against ITERATIONS when given:
@@ -290,7 +266,7 @@ def execute(steps: Steps, filt, *images, start: float = 0.0, end: float = 1.0, i
         if not steps.cancelled():
             return False
         if aborted[0]:
-            raise _Stop()
+            raise SitkStop()
         filt.Abort()
         aborted[0] = True
         return True
@@ -308,12 +284,12 @@ def execute(steps: Steps, filt, *images, start: float = 0.0, end: float = 1.0, i
     filt.AddCommand(sitk.sitkProgressEvent, on_progress)
     filt.AddCommand(sitk.sitkIterationEvent, on_iteration)
     try:
-        with _quiet_stops():
+        with quiet_stops():
             out = filt.Execute(*images)
     except RuntimeError as exc:
         if steps.cancelled():
             raise Cancelled(f"{steps.title} cancelled") from None
-        raise MedViewerError(f"{steps.title} failed: {_first_line(exc)}") from None
+        raise MedViewerError(f"{steps.title} failed: {itk_reason(exc)}") from None
     finally:
         filt.RemoveAllCommands()
     steps.check()  # a filter that noticed no abort (no events: Sobel, Laplacian) still gives nothing
@@ -325,19 +301,6 @@ def filtered(volume: Volume, steps: Steps, filt, description: str, dtype=np.floa
     """The image result of one SimpleITK filter object run on VOLUME (as DTYPE; None: its own
     type), on the input's grid."""
     return ProcessResult(like(volume, execute(steps, filt, to_image(volume, dtype))), None, description)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    # ITK's message: "... sitk::ERROR: <reason>" or a file:line prefix before "description: <reason>"
-    # ITK's RuntimeError puts the file and line first and the reason last; Python's the reason first
-    line = (lines[-1] if isinstance(exc, RuntimeError) else lines[0]) if lines else type(exc).__name__
-    for ln in lines:
-        found = [key for key in ("sitk::ERROR:", "Description:", "description:") if key in ln]
-        if found:
-            line = ln.split(found[0], 1)[1].strip()
-            break
-    return re.sub(r"ITK ERROR: \w+\(0x[0-9a-fA-F]+\): ", "", line)[:300]
 
 
 def robust_range(volume: Volume) -> tuple[float, float]:

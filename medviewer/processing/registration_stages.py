@@ -16,7 +16,7 @@ import SimpleITK as sitk
 
 from medviewer.core.errors import Cancelled, MedViewerError
 from medviewer.processing.landmarks import register_landmarks
-from medviewer.processing.operations import _first_line, _quiet_stops, _Stop  # SimpleITK stop helpers
+from medviewer.processing.sitk_errors import SitkStop, itk_reason, quiet_stops
 
 Progress = Callable[[float, str], None]
 
@@ -39,7 +39,7 @@ class Run:
             self.iterations += 1
             if self.cancelled or (self.cancel is not None and self.cancel()):
                 if self.cancelled:  # L-BFGS-B goes on after StopRegistration (it never asks)
-                    raise _Stop()
+                    raise SitkStop()
                 self.cancelled = True
                 method.StopRegistration()  # the gradient descents stop at once, at each level
                 return
@@ -100,7 +100,7 @@ def _bspline_start(fixed_image: sitk.Image, settings) -> sitk.BSplineTransform:
 
 def _execute(method, fixed_image, moving_image, run: Run, what: str):
     try:
-        with _quiet_stops():
+        with quiet_stops():
             out = method.Execute(fixed_image, moving_image)
     except RuntimeError as exc:
         if run.cancelled:
@@ -110,7 +110,7 @@ def _execute(method, fixed_image, moving_image, run: Run, what: str):
             raise MedViewerError(f"registration failed ({what}): the images stopped overlapping (too few "
                                  "samples of the fixed image fall in the moving image); try another "
                                  "initialisation or landmarks") from None
-        raise MedViewerError(f"registration failed ({what}): {_first_line(exc)}") from None
+        raise MedViewerError(f"registration failed ({what}): {itk_reason(exc)}") from None
     if run.cancelled:
         raise Cancelled("registration cancelled")
     value = method.GetMetricValue()

@@ -16,7 +16,7 @@ import SimpleITK as sitk
 
 from medviewer.core.errors import MedViewerError
 from medviewer.core.tempfiles import write_path_atomically
-from medviewer.processing.operations import _first_line
+from medviewer.processing.sitk_errors import itk_reason
 
 EXTENSIONS = (".tfm", ".txt", ".h5", ".hdf5", ".mat")
 
@@ -40,7 +40,7 @@ def save_transform(transform: sitk.Transform, path: str) -> str:
     try:
         return write_path_atomically(path, lambda tmp: sitk.WriteTransform(transform, tmp), suffix=ext)
     except RuntimeError as exc:
-        raise MedViewerError(f"{path}: cannot write the transform: {_first_line(exc)}") from None
+        raise MedViewerError(f"{path}: cannot write the transform: {itk_reason(exc)}") from None
     except OSError as exc:
         raise MedViewerError(f"{path}: cannot write: {exc.strerror or 'input/output error'}") from None
 
@@ -53,7 +53,7 @@ def load_transform(path: str) -> sitk.Transform:
     try:
         transform = sitk.ReadTransform(path)
     except RuntimeError as exc:
-        raise MedViewerError(f"{path}: not a readable ITK transform file ({_first_line(exc)})") from None
+        raise MedViewerError(f"{path}: not a readable ITK transform file ({itk_reason(exc)})") from None
     if transform.GetDimension() != 3:
         raise MedViewerError(f"{path}: a {transform.GetDimension()}D transform; registration uses 3D ones")
     return transform
