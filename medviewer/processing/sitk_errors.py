@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 from contextlib import contextmanager
 
 
@@ -20,20 +21,33 @@ class SitkStop(Exception):
     Execute, after printing it through sys.excepthook (filtered while a filter runs)."""
 
 
+_hook_lock = threading.Lock()
+_quiet_runs = 0  # quiet_stops() contexts open, on any thread
+_previous_hook = None  # sys.excepthook before the first of them
+
+
+def _quiet_hook(kind, value, tb):
+    if not issubclass(kind, SitkStop):
+        _previous_hook(kind, value, tb)
+
+
 @contextmanager
 def quiet_stops():
-    previous = sys.excepthook
-
-    def hook(kind, value, tb):
-        if not issubclass(kind, SitkStop):
-            previous(kind, value, tb)
-
-    sys.excepthook = hook
+    """One filtering hook for all the SimpleITK calls running at once (the Process and Register
+    docks run on different worker threads): installed by the first, the previous hook given back
+    by the last, whatever order they end in."""
+    global _quiet_runs, _previous_hook
+    with _hook_lock:
+        if _quiet_runs == 0:
+            _previous_hook, sys.excepthook = sys.excepthook, _quiet_hook
+        _quiet_runs += 1
     try:
         yield
     finally:
-        if sys.excepthook is hook:
-            sys.excepthook = previous
+        with _hook_lock:
+            _quiet_runs -= 1
+            if _quiet_runs == 0 and sys.excepthook is _quiet_hook:
+                sys.excepthook = _previous_hook
 
 
 def itk_reason(exc: BaseException) -> str:

@@ -202,3 +202,25 @@ def test_a_constant_image_gets_positive_strengths():
     for name in ("bilateral", "nlmeans"):
         out = run_operation(name, flat).volume.data
         np.testing.assert_allclose(out, 7.0, atol=1e-4)
+
+
+def test_overlapping_quiet_stops_give_the_hook_back_whatever_order_they_end_in():
+    """Two SimpleITK calls on two worker threads (the Process and the Register dock): the first
+    context to end must not leave the filtering hook installed for good, nor drop the user's."""
+    from medviewer.processing.sitk_errors import SitkStop, quiet_stops
+
+    printed = []
+    original, sys.excepthook = sys.excepthook, lambda *a: printed.append(a[0])
+    try:
+        user_hook = sys.excepthook
+        first, second = quiet_stops(), quiet_stops()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)  # the first run ends while the second still runs
+        sys.excepthook(SitkStop, SitkStop(), None)  # still filtered
+        sys.excepthook(ValueError, ValueError(), None)  # anything else still reaches the user's hook
+        second.__exit__(None, None, None)
+        assert sys.excepthook is user_hook
+        assert printed == [ValueError]
+    finally:
+        sys.excepthook = original
