@@ -1,15 +1,38 @@
 """Build a model's network and load its weights safely: the network is a class of
 monai.networks.nets, the weights a state dict read with torch.load(weights_only=True), and both
-only after registry.check_weights has passed the files (ai.model_files)."""
+only after registry.check_weights has passed the files (ai.model_files).
+
+    load_network(spec, device="cpu", eager=False) -> module in eval mode
+        the model's TorchScript export (model.ts, written by ai.backends.export) when the model is
+        a built-in one and the export is current -- so that inference does not import MONAI (about
+        6 s) -- else the MONAI network with its verified weights. eager=True always gives the MONAI
+        network (Grad-CAM's hooks, anything that reaches into its layers by name). Both give the
+        same outputs (export checks them equal to 1e-5) and both work with logits_and_features.
+    logits_and_features(net, x) -> (logits, pooled features)
+        one forward pass; the features are the input of the network's last layer (`net.fc`: what
+        the network gives with fc replaced by torch.nn.Identity), for out-of-distribution scores.
+    scripted_path(spec) -> Path | None
+        the export load_network would use, or None (and why not: scripted_problem(spec)).
+
+A TorchScript file carries code, so one is used only from the built-in models' folder (installed
+with MedViewer, like its own code), only when the manifest's `torchscript` record names a file
+inside the folder with a matching SHA-256, made from the weights and network the manifest declares
+now. A user's model folder is always built from its declared MONAI class (ai.model_files refuses
+TorchScript there); a stale export (new weights, another network) is ignored, never run.
+"""
 from __future__ import annotations
 
+import hashlib
+import json
 import pickle
+import warnings
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 
-from medviewer.ai.model_files import NETWORK_MODULE, network_problem
-from medviewer.ai.registry import ModelSpec, check_weights
+from medviewer.ai.model_files import NETWORK_MODULE, network_problem, resolve_inside
+from medviewer.ai.registry import ModelSpec, check_weights, sha256_of
 from medviewer.core.errors import MedViewerError
 from medviewer.io.messages import clean_text, library_reason
 
@@ -47,11 +70,80 @@ def _state_dict(spec: ModelSpec, device: str) -> dict:
     return dict(state)
 
 
-def load_network(spec: ModelSpec, device: str = "cpu") -> torch.nn.Module:
-    """The network in eval mode on `device`, with the verified weights loaded."""
+def network_sha256(spec: ModelSpec) -> str:
+    """A digest of the manifest's network (class and arguments), recorded with an export."""
+    text = json.dumps(spec.manifest.get("network"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def trusted_roots() -> list[Path]:
+    """Folders whose model folders may bring a TorchScript export: the built-in models."""
+    from medviewer.resources import resources_dir
+
+    try:
+        return [resources_dir() / "models"]
+    except MedViewerError:
+        return []
+
+
+def export_problem(spec: ModelSpec) -> str:
+    """'' when the manifest records a TorchScript export that is current: its file inside the
+    folder with the recorded SHA-256, made from the weights and network declared now; else why not."""
+    record = spec.manifest.get("torchscript")
+    if not isinstance(record, dict):
+        return "no TorchScript export recorded in the manifest"
+    try:
+        path = resolve_inside(spec.folder, record.get("file"))
+    except MedViewerError as exc:
+        return str(exc)
+    if not path.is_file():
+        return f"the TorchScript file {clean_text(record.get('file'))} is missing"
+    if str(record.get("weights_sha256", "")).lower() != str(spec.sha256).lower():
+        return "the TorchScript export was made from other weights (run scripts/export_models.py)"
+    if record.get("network_sha256") != network_sha256(spec):
+        return "the TorchScript export was made for another network (run scripts/export_models.py)"
+    if sha256_of(path).lower() != str(record.get("sha256", "")).lower():
+        return "the TorchScript file does not match its SHA-256"
+    return ""
+
+
+def scripted_problem(spec: ModelSpec) -> str:
+    """'' when load_network would use the model's TorchScript export, else why not (one line)."""
+    folder = Path(spec.folder).resolve()
+    if not any(root.resolve() in (folder, *folder.parents) for root in trusted_roots()):
+        return "TorchScript is used for built-in models only (it carries code)"
+    return export_problem(spec)
+
+
+def scripted_path(spec: ModelSpec) -> Path | None:
+    return None if scripted_problem(spec) else resolve_inside(spec.folder, spec.manifest["torchscript"]["file"])
+
+
+def jit_load(path: Path) -> torch.nn.Module:
+    """torch.jit.load on the CPU, without torch 2.13's advice to move to torch.export (whose
+    programs need far more of torch to load: the point of an export here is a fast first run)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit")
+        return torch.jit.load(str(path), map_location="cpu")
+
+
+def _load_scripted(spec: ModelSpec, path: Path, device: str) -> torch.nn.Module:
+    try:
+        module = jit_load(path)
+    except Exception as exc:  # noqa: BLE001 - a damaged archive, a torch too old for it
+        raise MedViewerError(f"{spec.folder}: cannot load the TorchScript export: {library_reason(exc)}") from None
+    return module.to(device).eval()
+
+
+def load_network(spec: ModelSpec, device: str = "cpu", eager: bool = False) -> torch.nn.Module:
+    """The network in eval mode on `device`, with the verified weights loaded (see the module doc)."""
     reason = check_weights(spec)
     if reason:
         raise MedViewerError(f"{spec.folder}: cannot load the model: {reason}")
+    if not eager:
+        path = scripted_path(spec)
+        if path is not None:
+            return _load_scripted(spec, path, device)
     net = build_network(spec)
     state = _state_dict(spec, device)
     try:
@@ -61,3 +153,21 @@ def load_network(spec: ModelSpec, device: str = "cpu") -> torch.nn.Module:
         raise MedViewerError(f"{spec.folder}: the weights do not fit {spec.manifest['network']['class']}: "
                              f"{library_reason(exc)}") from exc
     return net.eval()
+
+
+def logits_and_features(net: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the network's output, the input of its last layer `fc`) from one forward pass."""
+    if isinstance(net, torch.jit.ScriptModule):
+        if not hasattr(net, "logits_and_features"):
+            raise MedViewerError("this TorchScript network has no pooled features (no last layer fc)")
+        return net.logits_and_features(x)
+    fc = getattr(net, "fc", None)
+    if not isinstance(fc, torch.nn.Module):
+        raise MedViewerError(f"{type(net).__name__} has no last layer fc: no pooled features")
+    seen: list[torch.Tensor] = []
+    handle = fc.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    try:
+        logits = net(x)
+    finally:
+        handle.remove()
+    return logits, seen[-1]
