@@ -222,9 +222,16 @@ def _line(record: dict) -> str:
     if "prediction" in record:
         probs = "  ".join(f"{c} {p:.3f}" for c, p in record["probabilities"].items())
         parts.append(f"{record['prediction']}  ({probs})")
+        if "threshold" in record:
+            parts.append(f"threshold {record['threshold']:.3f}")
+        if "interval" in record:
+            iv = record["interval"]
+            parts.append(f"{iv['class']} {iv['low']:.3f}-{iv['high']:.3f} under test-time augmentation")
+        for flag in record.get("flags", []):
+            parts.append(f"[{flag.split(':')[0]}]")
     if "score" in record:
         parts.append(f"anomaly score {record['score']:.3f}")
-    for key in ("output", "map", "png"):
+    for key in ("output", "uncertainty", "map", "png"):
         if key in record:
             parts.append(f"{key} -> {record[key]}")
     return " ".join(parts)
@@ -240,13 +247,14 @@ def _infer_one(spec, volume, where: str, args, stem: str | None = None) -> dict:
     stem = stem or _stem(where)
     if spec.task == "segmentation":
         result = run_task("segment", spec, volume, args.device, quiet, lambda: False)
-        record["output"] = write_volume(result["labels"], os.path.join(args.out, f"{stem}.nii.gz"))
+        record["output"] = write_volume(result.labels, os.path.join(args.out, f"{stem}.nii.gz"))
+        record["uncertainty"] = write_volume(result.uncertainty, os.path.join(args.out, f"{stem}_uncertainty.nii.gz"))
     elif spec.task == "anomaly":
         result = run_task("anomaly", spec, volume, args.device, quiet, lambda: False)
-        record["score"] = round(float(result["score"]), 6)
-        record["map"] = write_volume(result["map"], os.path.join(args.out, f"{stem}_anomaly.nii.gz"))
+        record["score"] = round(float(result.score), 6)
+        record["map"] = write_volume(result.map, os.path.join(args.out, f"{stem}_anomaly.nii.gz"))
         record["png"] = write_overlay_png(os.path.join(args.out, f"{stem}_anomaly.png"), volume,
-                                          result["map"].data, caption=f"{spec.name} anomaly map", threshold=0.9)
+                                          result.map.data, caption=f"{spec.name} anomaly map", threshold=0.9)
     else:
         mask = None
         if getattr(args, "mask", None):
@@ -254,13 +262,17 @@ def _infer_one(spec, volume, where: str, args, stem: str | None = None) -> dict:
 
             _, mask = load_roi_arrays(where, args.mask, args.label)
         result = run_task("classify", spec, volume, args.device, quiet, lambda: False, mask=mask)
-        record.update({"probabilities": result["probabilities"], "prediction": result["prediction"]})
+        record.update(result.record())
+        if result.flags():
+            record["flags"] = result.flags()
     if args.explain:
         explained = run_task(args.explain, spec, volume, args.device, quiet, lambda: False)
         name = f"{stem}_{args.explain}"
-        record["map"] = write_volume(explained["map"], os.path.join(args.out, f"{name}.nii.gz"))
-        caption = f"{spec.name} {args.explain} ({explained['target']})"
-        record["png"] = write_overlay_png(os.path.join(args.out, f"{name}.png"), volume, explained["map"].data,
+        record["map"] = write_volume(explained.map, os.path.join(args.out, f"{name}.nii.gz"))
+        caption = f"{spec.name} {args.explain} ({explained.target})"
+        record["png"] = write_overlay_png(os.path.join(args.out, f"{name}.png"), volume, explained.map.data,
                                           caption=caption)
-        record["explained"] = explained["target"]
+        record["explained"] = explained.target
+        if explained.note:
+            record["note"] = explained.note
     return record

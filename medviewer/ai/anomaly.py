@@ -11,27 +11,24 @@ there";
 overlapping patches are averaged and the map is resized back onto the image's pixels.
 
     fit_anomaly_detector(images, method) -> (estimator, training_scores)
-    anomaly_map(spec, volume, progress=None, cancel=None) -> {"map": Volume (float32 0..1),
-        "score": image-level score (mean of the top 5% of the map), "timings": {...}}
+    patch_map(model, reference, picture) -> (SIZE, SIZE) percentiles; image_score(map) -> the
+        image-level score (mean of the top 5% of the map). The anomaly task (ai.tasks.anomaly) runs
+        them on an image.
 """
 from __future__ import annotations
 
-import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from medviewer.ai.inference import IncompatibleInput, check_input
-from medviewer.ai.registry import ModelSpec
-from medviewer.core.errors import Cancelled, MedViewerError
-from medviewer.core.volume import Volume
+from medviewer.core.errors import MedViewerError
 
 SIZE, PATCH, STRIDE = 128, 16, 8
 FEATURES = ("mean", "std", "p10", "p50", "p90", "gradient", "laplacian", "row", "col")
 
 
-def _picture(data: np.ndarray) -> np.ndarray:
-    from medviewer.ai.training.classification import preprocess_image
+def picture_of(data: np.ndarray) -> np.ndarray:
+    from medviewer.ai.preprocess import preprocess_image
 
     return preprocess_image(data, SIZE)[0]
 
@@ -109,35 +106,3 @@ def patch_map(model: Any, reference: np.ndarray, picture: np.ndarray) -> np.ndar
 def image_score(small_map: np.ndarray) -> float:
     flat = np.sort(small_map.ravel())
     return float(flat[-max(1, len(flat) // 20):].mean())
-
-
-def anomaly_map(spec: ModelSpec, volume: Volume, progress: Callable[[float, str], None] | None = None,
-                cancel: Callable[[], bool] | None = None) -> dict[str, Any]:
-    if spec.task != "anomaly":
-        raise IncompatibleInput(f"{spec.name} is a {spec.task} model, not an anomaly detector")
-    reason = check_input(spec, volume)
-    if reason:
-        raise IncompatibleInput(reason)
-    from medviewer.ai.backends.sklearn_io import load
-    from medviewer.ai.explain import _resize_2d
-
-    report = progress or (lambda f, m: None)
-    timings: dict[str, float] = {}
-    t = time.perf_counter()
-    bundle = load(spec)
-    model, reference = bundle["model"], np.asarray(bundle["training_scores"], np.float32)
-    timings["load"] = time.perf_counter() - t
-    report(0.2, f"scoring patches with {spec.name}")
-    if cancel is not None and cancel():
-        raise Cancelled("anomaly map cancelled")
-    t = time.perf_counter()
-    picture = _picture(volume.data)
-    timings["pre"] = time.perf_counter() - t
-    t = time.perf_counter()
-    small = patch_map(model, reference, picture)
-    timings["predict"] = time.perf_counter() - t
-    t = time.perf_counter()
-    full = np.clip(_resize_2d(small, volume.shape[1:3]), 0, 1)[np.newaxis]
-    timings["post"] = time.perf_counter() - t
-    return {"map": volume.copy_geometry(full.astype(np.float32)), "score": image_score(small),
-            "device": "cpu", "timings": timings}

@@ -4,7 +4,9 @@ search, compared, saved as registry models (manifest + skops), and applied to ne
     fit_models(x, y, classes, model_types=MODEL_TYPES, folds=5, seed=0, progress, cancel)
         -> {type: {"estimator", "best_params", "cv_auc", "roc": {fpr, tpr}, "confusion", "report", ...}}
     save_model(result, out_dir, name, classes, feature_names, extraction, ...) -> manifest
-    predict_proba(spec, volume, mask=None) -> {class: p}
+    feature_row(spec, data, spacing, mask=None) -> the model's features of an image (or ROI)
+    proba_of(spec, data, spacing, mask=None) -> {class: p}   (the classification task:
+        ai.tasks.classical)
 
 Every model is a Pipeline(StandardScaler, estimator) with class weights for imbalance where the
 estimator has them (naive Bayes and KNN have none; AdaBoost and MLP are fitted on balanced sample
@@ -189,7 +191,7 @@ def whole_image_picture(data: np.ndarray, extraction: dict[str, Any], spacing=(1
     size = extraction.get("image_size")
     if not size:
         return data, spacing
-    from medviewer.ai.training.classification import to_unit_grey
+    from medviewer.ai.preprocess import to_unit_grey
 
     return to_unit_grey(data, int(size))[np.newaxis] * 255.0, (1.0, 1.0, 1.0)
 
@@ -198,14 +200,9 @@ def feature_key(f) -> str:
     return f"{f.family}|{f.feature}|{f.aggregation}"
 
 
-def predict_proba(spec, volume, mask: np.ndarray | None = None) -> dict[str, float]:
-    return proba_of(spec, volume.data, volume.spacing, mask)
-
-
-def proba_of(spec, data: np.ndarray, spacing, mask: np.ndarray | None = None) -> dict[str, float]:
-    """Class probabilities of a registered classical model for an image array (or an ROI of it)."""
-    from medviewer.ai.backends.sklearn_io import load
-
+def feature_row(spec, data: np.ndarray, spacing, mask: np.ndarray | None = None) -> np.ndarray:
+    """The features a registered classical model was trained on, for an image array (or an ROI of
+    it), in the model's order; a clear error when one is missing or undefined."""
     extraction = spec.input.get("features", {})
     names, values = extract(data, spacing, extraction, mask)
     wanted = spec.input.get("feature_names", names)
@@ -218,7 +215,14 @@ def proba_of(spec, data: np.ndarray, spacing, mask: np.ndarray | None = None) ->
         bad = [n for n, v in zip(wanted, row) if not np.isfinite(v)][:3]
         raise MedViewerError(f"{spec.name}: undefined features for this image/ROI ({', '.join(bad)}); "
                              "the ROI is probably too small or constant")
-    probs = load(spec).predict_proba(row[np.newaxis])[0]
+    return row
+
+
+def proba_of(spec, data: np.ndarray, spacing, mask: np.ndarray | None = None) -> dict[str, float]:
+    """Class probabilities of a registered classical model for an image array (or an ROI of it)."""
+    from medviewer.ai.backends.sklearn_io import load
+
+    probs = load(spec).predict_proba(feature_row(spec, data, spacing, mask)[np.newaxis])[0]
     classes = spec.class_names
     if len(classes) != len(probs):
         raise MedViewerError(f"{spec.name}: the model gives {len(probs)} outputs for {len(classes)} classes")

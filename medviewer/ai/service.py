@@ -6,11 +6,13 @@
     job.on_done(lambda job: ...)                         # called once, from the worker thread
     job.cancel()                                         # checked between tiles / batches
     job.wait(timeout) -> bool; job.state, job.fraction, job.message, job.result, job.error,
-    job.timings (queued, per pipeline stage, total), job.device
+    job.timings (queued, per pipeline stage, total), job.device; job.result is a typed result
+    (ai.tasks.results: ClassificationResult, SegmentationResult, AnomalyResult, ExplanationResult)
 
-Tasks: "classify", "segment", "gradcam", "occlusion", "anomaly" (see TASKS). Jobs for one device run
-one after another in submission order, so two runs started quickly queue rather than race; the
-network of each model is cached per device by ai.inference and reloaded when its weights change.
+Tasks: "classify", "segment", "gradcam", "occlusion", "anomaly" (ai.tasks.TASKS), each run by the
+inference template (ai.tasks.make_task). Jobs for one device run one after another in submission
+order, so two runs started quickly queue rather than race; the network of each model is cached
+per device by ai.tasks.base and reloaded when its weights change.
 A failing job (an exception, out of memory) ends in state "failed" with a one-line error; the
 input volume is never modified. Callbacks run on the worker thread: a GUI must hand them over to
 its own thread (medviewer.ui.ai_bridge does, without touching Qt objects from the worker).
@@ -26,10 +28,11 @@ import traceback
 from typing import Any, Callable
 
 from medviewer.ai.registry import ModelSpec
+from medviewer.ai.tasks import TASKS
+from medviewer.ai.tasks.results import Result
 from medviewer.core.errors import Cancelled, MedViewerError
 from medviewer.core.volume import Volume
 
-TASKS = ("classify", "segment", "gradcam", "occlusion", "anomaly")
 _ids = itertools.count(1)
 
 
@@ -39,7 +42,7 @@ class Job:
         self.task, self.spec, self.volume, self.options = task, spec, volume, options
         self.state = "queued"  # running, done, failed, cancelled
         self.fraction, self.message = 0.0, "queued"
-        self.result: dict[str, Any] | None = None
+        self.result: Result | None = None  # a typed result of ai.tasks.results
         self.error = ""
         self.device = ""
         self.timings: dict[str, float] = {}
@@ -101,28 +104,12 @@ class Job:
 
 
 def run_task(task: str, spec: ModelSpec, volume: Volume, device: str | None,
-             progress: Callable[[float, str], None], cancel: Callable[[], bool], **options) -> dict:
-    """One task, synchronously (what a worker runs; the command line calls it too)."""
-    if task == "classify":
-        from medviewer.ai.inference import classify
+             progress: Callable[[float, str], None], cancel: Callable[[], bool], **options) -> Result:
+    """One task, synchronously (what a worker runs; the command line calls it too): the inference
+    template of ai.tasks for this task and model."""
+    from medviewer.ai.tasks import make_task
 
-        progress(0.1, f"classifying with {spec.name}")
-        if cancel():
-            raise Cancelled(f"{task} cancelled")
-        return classify(spec, volume, device, mask=options.get("mask"))
-    if task == "segment":
-        from medviewer.ai.segmentation_inference import segment
-
-        return segment(spec, volume, device, progress=progress, cancel=cancel)
-    if task in ("gradcam", "occlusion"):
-        from medviewer.ai.explain import explain
-
-        return explain(spec, volume, task, device, progress=progress, cancel=cancel, target=options.get("target"))
-    if task == "anomaly":
-        from medviewer.ai.anomaly import anomaly_map
-
-        return anomaly_map(spec, volume, progress=progress, cancel=cancel)
-    raise MedViewerError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+    return make_task(task, spec, **options)(volume, device, progress=progress, cancel=cancel)
 
 
 class _Worker(threading.Thread):
@@ -175,8 +162,8 @@ class _Worker(threading.Thread):
                     job.options["traceback"] = traceback.format_exc(limit=6)
                 job._finish("failed")
             return
-        job.timings.update({f"{k}": float(v) for k, v in result.get("timings", {}).items()})
-        job.device = result.get("device", job.device)
+        job.timings.update({k: float(v) for k, v in result.timings.items()})
+        job.device = result.device or job.device
         if job.cancel_requested:  # asked while the last stage ran: no partial result is delivered
             job.message = "cancelled"
             job._finish("cancelled")

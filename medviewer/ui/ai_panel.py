@@ -3,9 +3,12 @@
 Models compatible with the image are listed first; the others are greyed with the reason. Run,
 Grad-CAM, Occlusion and Cancel go through the inference service (via AIBridge, so the window never
 waits); results arrive on the GUI thread:
-- classification: a bar per class with its probability, and the model's card;
-- segmentation: the mask as a new label layer (one undoable step, editable with every tool) and
-  the foreground probability as a heat map layer;
+- classification: a bar per class with its (calibrated) probability, the decision threshold and
+  its rule, the interval of the probability under test-time augmentation, and in words whether
+  the prediction is uncertain or the image out of the training distribution; the model's card;
+- segmentation: the mask as a new label layer (one undoable step, editable with every tool), the
+  foreground probability and the uncertainty (entropy of the test-time-augmented probabilities)
+  as heat map layers;
 - explanation and anomaly maps: heat map layers with colour map, opacity, threshold and colour bar,
   exportable as PNG (image with the overlay) and NIfTI (the map itself).
 Every run on an image stays in its history and can be shown again. A result that arrives for an
@@ -68,6 +71,36 @@ def _card(spec) -> str:
         rows.append(f"<i>Trained on:</i> {html.escape(str(training['data']))}")
     rows.append(f"<i>Intended use:</i> <b>{html.escape(m.get('intended_use', ''))}</b>")
     return "<br>".join(r for r in rows if r)
+
+
+def trust_text(result) -> str:
+    """What the panel says about one classification besides its bars: the threshold and its rule,
+    the calibration, the interval under test-time augmentation and the flags, in words (HTML)."""
+    rows = []
+    if result.threshold is not None:
+        rule = f" ({html.escape(result.rule)})" if result.rule else ""
+        rows.append(f"Decision: {html.escape(result.positive_class)} when its probability ≥ "
+                    f"{result.threshold:.3f}{rule}")
+    else:
+        rows.append("Decision: the most probable class (no threshold chosen for this model)")
+    p = result.probabilities[result.positive_class or result.prediction]
+    shown = html.escape(result.positive_class or result.prediction)
+    if result.temperature != 1.0:
+        raw = (result.uncalibrated or {}).get(result.positive_class or result.prediction)
+        rows.append(f"Calibrated probability of {shown}: {p:.3f} (temperature {result.temperature:.3g}"
+                    + (f"; {raw:.3f} before calibration" if raw is not None else "") + ")")
+    else:
+        rows.append(f"Probability of {shown}: {p:.3f} (not calibrated)")
+    if result.interval is not None:
+        lo, hi = result.interval
+        rows.append(f"Under {result.tta_variants} small shifts, zooms and contrast changes: "
+                    f"{html.escape(result.interval_class)} {lo:.3f}–{hi:.3f}")
+    for flag in result.flags():
+        rows.append(f"<b style='color:#a33'>{html.escape(flag[0].upper() + flag[1:])}</b>")
+    if result.ood_distance is not None and not result.out_of_distribution:
+        rows.append(f"Like the training images (feature distance {result.ood_distance:.1f} ≤ "
+                    f"{result.ood_threshold:.1f})")
+    return "<br>".join(rows)
 
 
 class ColourBar(QtWidgets.QLabel):
@@ -170,6 +203,9 @@ class AIPanel(QtWidgets.QWidget):
         self.bars_layout = QtWidgets.QFormLayout(self.bars_widget)
         self.bars_layout.setContentsMargins(0, 0, 0, 0)
         self.results_layout.addWidget(self.bars_widget)
+        self.trust_label = QtWidgets.QLabel("")  # threshold, calibration, interval, flags
+        self.trust_label.setWordWrap(True)
+        self.results_layout.addWidget(self.trust_label)
         layout.addWidget(self.results_box)
 
         heat_box = QtWidgets.QGroupBox("Heat map")
@@ -397,16 +433,18 @@ class AIPanel(QtWidgets.QWidget):
 
     # --- results -----------------------------------------------------------------------------
     def _record(self, job) -> Run | None:
-        result = job.result or {}
+        result = job.result
         self.runs += 1
         if job.task == "classify":
-            summary = f"{result['prediction']} {100 * result['probabilities'][result['prediction']]:.1f}%"
+            summary = f"{result.prediction} {100 * result.probability:.1f}%"
+            if result.flags():
+                summary += " (" + ", ".join(flag.split(":")[0] for flag in result.flags()) + ")"
         elif job.task == "segment":
-            summary = "mask + probability map"
+            summary = "mask + probability and uncertainty maps"
         elif job.task == "anomaly":
-            summary = f"anomaly score {result.get('score', 0):.2f}"
+            summary = f"anomaly score {result.score:.2f}"
         else:
-            summary = f"{TASK_TITLES[job.task]} for {result.get('target', '')}"
+            summary = f"{TASK_TITLES[job.task]} for {result.target}"
         run = Run(self.runs, job, getattr(job, "source_id", ""), summary)
         self.history.setdefault(run.source_id, []).append(run)
         if run.source_id == self.session.source_id:
@@ -424,30 +462,41 @@ class AIPanel(QtWidgets.QWidget):
         if job.task not in ("gradcam", "occlusion"):  # an explanation keeps the prediction's bars
             self._clear_bars()
         if job.task == "classify":
-            self._show_probabilities(result["probabilities"], result["prediction"])
-            self._prediction_text = f"<b>{html.escape(spec.name)}</b>: {html.escape(result['prediction'])}"
+            self._show_probabilities(result.probabilities, result.prediction)
+            self._prediction_text = f"<b>{html.escape(spec.name)}</b>: {html.escape(result.prediction)}"
             self.result_label.setText(self._prediction_text)
+            self.trust_label.setText(trust_text(result))
         elif job.task == "segment":
             if run.labels is None or run.labels not in self.session.label_maps:
-                run.labels = self._mask_layer(spec, result["labels"].data, run.number)
+                run.labels = self._mask_layer(spec, result.labels.data, run.number)
             if not run.heatmaps:
-                run.heatmaps = [HeatMap(result["probabilities"].data, f"{spec.name} #{run.number} probability",
+                run.heatmaps = [HeatMap(result.probabilities.data, f"{spec.name} #{run.number} probability",
                                         colormap="viridis", threshold=0.5, opacity=0.45, kind="probability",
-                                        method="probability")]
+                                        method="probability"),
+                                HeatMap(result.uncertainty.data, f"{spec.name} #{run.number} uncertainty",
+                                        colormap="hot", threshold=0.2, opacity=0.5, kind="uncertainty",
+                                        method="uncertainty")]
             counts = {lab.name: int(np.count_nonzero(run.labels.data == lab.value)) for lab in run.labels.table}
             self.result_label.setText(f"<b>{html.escape(spec.name)}</b>: new label layer "
                                       f"'{html.escape(run.labels.name)}' (" + ", ".join(
                                           f"{html.escape(k)} {v} voxels" for k, v in counts.items()) + ")")
+            uncertain = float((result.uncertainty.data >= 0.5).mean())
+            self.trust_label.setText(
+                f"Uncertainty map: entropy of the class probabilities"
+                + (f" averaged over {html.escape(', '.join(result.tta))}" if result.tta else "")
+                + f" (0 certain, 1 undecided); {100 * uncertain:.1f}% of the voxels at 0.5 or more")
         else:
             if not run.heatmaps:
                 kind = "anomaly" if job.task == "anomaly" else "explanation"
                 name = f"{spec.name} #{run.number} {TASK_TITLES[job.task]}"
-                run.heatmaps = [HeatMap(result["map"].data, name, colormap="inferno",
+                run.heatmaps = [HeatMap(result.map.data, name, colormap="inferno",
                                         threshold=0.9 if kind == "anomaly" else 0.2, opacity=0.5, kind=kind,
                                         method=TASK_TITLES[job.task])]
             text = f"<b>{html.escape(spec.name)}</b>: {html.escape(run.summary)}"
-            if "probability" in result:
-                text += f" (p = {result['probability']:.3f})"
+            if getattr(result, "probability", None) is not None:
+                text += f" (p = {result.probability:.3f})"
+            if getattr(result, "note", ""):
+                text += f"<br><i>{html.escape(result.note)}</i>"
             if job.task in ("gradcam", "occlusion") and self._prediction_text:
                 text = self._prediction_text + "<br>" + text
             self.result_label.setText(text)
@@ -476,6 +525,7 @@ class AIPanel(QtWidgets.QWidget):
         self.probabilities = {}
         self._prediction_text = ""
         self.result_label.setText("")
+        self.trust_label.setText("")
 
     def _show_probabilities(self, probabilities: dict[str, float], prediction: str) -> None:
         self.probabilities = dict(probabilities)

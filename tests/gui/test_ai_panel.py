@@ -71,6 +71,13 @@ def test_classifier_bars_match_the_cli_and_gradcam_is_drawn_over_the_lungs(windo
         assert panel.probabilities[name] == pytest.approx(p, abs=1e-5)
         assert panel.class_bars[name].value() == round(1000 * p)
     assert cli["prediction"] == "PNEUMONIA" and "PNEUMONIA" in panel.result_label.text()
+    # the decision rule, the (calibrated) probability and its interval under test-time augmentation
+    trust = panel.trust_label.text()
+    assert "Decision:" in trust and "probability of pneumonia" in trust.lower()
+    low, high = cli["interval"]["low"], cli["interval"]["high"]
+    assert f"{low:.3f}–{high:.3f}" in trust and ("Uncertain" in trust) == cli["uncertain"]
+    if "threshold" in cli:
+        assert f"≥ {cli['threshold']:.3f}" in trust
     assert "not for clinical use" in panel.card.toPlainText()
     assert {"queued", "pre", "predict", "total"} <= set(job.timings)
 
@@ -123,6 +130,10 @@ def test_segmentation_mask_matches_the_cli_is_editable_and_undoable(window, qtbo
     cli_mask = open_volume(out / "hippocampus_001.nii.gz").data
     assert np.array_equal(layer.data, cli_mask)  # voxel for voxel
     assert any(h.kind == "probability" for h in w.session.heatmaps)
+    uncertainty = next(h for h in w.session.heatmaps if h.kind == "uncertainty")
+    cli_uncertainty = open_volume(out / "hippocampus_001_uncertainty.nii.gz").data
+    assert np.allclose(uncertainty.data, cli_uncertainty, atol=1e-6) and 0 <= uncertainty.data.min()
+    assert uncertainty.data.max() <= 1 and "Uncertainty map" in panel.trust_label.text()
     _shot(w, tmp_path, "mri_segmentation")
 
     # edit with a tool, undo the edit, then undo the accepted mask itself
@@ -194,7 +205,7 @@ def test_anomaly_map_is_shown_as_a_heat_map(window, qtbot, tmp_path):
     assert job.state == "done", job.error
     heat = w.session.heatmaps[-1]
     assert heat.kind == "anomaly" and 0 <= heat.data.min() and heat.data.max() <= 1
-    assert 0 <= job.result["score"] <= 1
+    assert 0 <= job.result.score <= 1
     _shot(w, tmp_path, "xray_anomaly")
 
 

@@ -83,7 +83,7 @@ def test_train_svm_and_random_forest_from_rois_then_classify_a_new_roi(window, q
         panel.run()
     job = done.args[0]
     assert job.state == "done", job.error
-    assert set(panel.probabilities) == {"bright", "dark"} and job.result["prediction"] == "bright"
+    assert set(panel.probabilities) == {"bright", "dark"} and job.result.prediction == "bright"
     assert panel.class_bars["bright"].value() > 500
 
 

@@ -51,7 +51,7 @@ def test_jobs_run_in_order_on_a_worker_thread_with_progress_and_timings(service,
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert second.started_at >= first.finished_at  # it waited for the first: no race
     assert {"queued", "pre", "predict", "post", "total"} <= set(first.timings)
-    assert second.result["prediction"] == "PNEUMONIA" and first.device == "cpu"
+    assert second.result.prediction == "PNEUMONIA" and first.device == "cpu"
     assert np.array_equal(mri.data, before)
     late = []
     first.on_done(late.append)  # registered after the end: called at once

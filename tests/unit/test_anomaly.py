@@ -28,22 +28,23 @@ def test_patch_features_cover_the_picture_in_raster_order():
 
 
 def test_shipped_detector_maps_the_demo_xray():
-    from medviewer.ai.anomaly import anomaly_map
+    from medviewer.ai.tasks.anomaly import AnomalyMap
     from medviewer.io import open_volume
 
     spec = read_manifest(SHIPPED)
     assert check_weights(spec) == "" and (SHIPPED / "model.skops").stat().st_size < 2e6
     assert spec.metrics["image_roc_auc"] > 0.8
     volume = open_volume(XRAY)
-    result = anomaly_map(spec, volume)
-    assert result["map"].shape == volume.shape and 0 <= result["map"].data.min() <= result["map"].data.max() <= 1
-    assert result["score"] > 0.9  # the demo X-ray is a pneumonia case
+    result = AnomalyMap(spec)(volume)
+    assert result.map.shape == volume.shape and 0 <= result.map.data.min() <= result.map.data.max() <= 1
+    assert result.score > 0.9  # the demo X-ray is a pneumonia case
 
 
 def test_validation_normals_score_lower_than_pneumonia():
     """On held-out patients (the training script's validation side), as the manifest's AUC claims."""
-    from medviewer.ai.anomaly import anomaly_map
-    from medviewer.ai.training.classification import discover_classes, patient_split, roc_auc
+    from medviewer.ai.tasks.anomaly import AnomalyMap
+    from medviewer.ai.training.classification import discover_classes, patient_split
+    from medviewer.ai.metrics import roc_auc
     from medviewer.io import open_volume
 
     spec = read_manifest(SHIPPED)
@@ -52,7 +53,7 @@ def test_validation_normals_score_lower_than_pneumonia():
     rng = np.random.default_rng(1)
     picked = [i for k in range(len(classes))
               for i in rng.choice([j for j in val if items[j][1] == k], size=15, replace=False)]
-    scores = [anomaly_map(spec, open_volume(items[i][0]))["score"] for i in picked]
+    scores = [AnomalyMap(spec)(open_volume(items[i][0])).score for i in picked]
     truth = [classes[items[i][1]] != "NORMAL" for i in picked]
     assert roc_auc(np.array(truth), np.array(scores)) > 0.75
 

@@ -76,7 +76,7 @@ def training_set(tmp_path_factory):
 
 def test_every_model_type_round_trips_and_classifies_a_new_roi(tmp_path, training_set):
     from medviewer.ai.classical import save_model
-    from medviewer.ai.inference import classify
+    from medviewer.ai.tasks.classical import ClassicalClassification
     from medviewer.ai.registry import check_weights, discover_models, read_manifest
     from medviewer.ai.training.radiomics_models import train_roi_classifier
 
@@ -94,7 +94,7 @@ def test_every_model_type_round_trips_and_classifies_a_new_roi(tmp_path, trainin
                    dims=3, training={}, description=kind, n_examples=out["n"])
         spec = read_manifest(folder)
         assert check_weights(spec) == "" and spec.manifest["framework"] == "scikit-learn"
-        probs = classify(spec, volume, mask=_cube(volume.shape, test["bright"][0]))["probabilities"]
+        probs = ClassicalClassification(spec, mask=_cube(volume.shape, test["bright"][0]))(volume).probabilities
         assert set(probs) == {"bright", "dark"} and sum(probs.values()) == pytest.approx(1.0)
     assert {e.name for e in discover_models([str(tmp_path)]) if e.available} >= {f"roi-{k}" for k in MODEL_TYPES}
     # the models that separate the classes in cross-validation get clear new ROIs right
@@ -103,8 +103,8 @@ def test_every_model_type_round_trips_and_classifies_a_new_roi(tmp_path, trainin
         spec = read_manifest(tmp_path / kind)
         for name in ("bright", "dark"):
             for centre in test[name]:
-                result = classify(spec, volume, mask=_cube(volume.shape, centre))
-                assert result["prediction"] == name, (kind, name, result)
+                result = ClassicalClassification(spec, mask=_cube(volume.shape, centre))(volume)
+                assert result.prediction == name, (kind, name, result)
 
 
 def test_cli_trains_a_roi_classifier_and_infer_uses_it(tmp_path, training_set):
@@ -167,7 +167,7 @@ def test_shipped_radiomics_classifiers_answer_like_the_cnn(name):
 
 def test_shipped_radiomics_classifiers_on_held_out_patients():
     """A few validation-side (patient-wise held-out) shared X-rays of each class."""
-    from medviewer.ai.inference import classify
+    from medviewer.ai.tasks.classical import ClassicalClassification
     from medviewer.ai.registry import read_manifest
     from medviewer.ai.training.classification import discover_classes, patient_split
     from medviewer.io import open_volume
@@ -178,5 +178,6 @@ def test_shipped_radiomics_classifiers_on_held_out_patients():
     picked = [i for k in range(2) for i in [j for j in val if items[j][1] == k][:10]]
     for name in ("pneumonia-svm", "pneumonia-rf"):
         spec = read_manifest(REPO / "resources" / "models" / name)
-        right = sum(classify(spec, open_volume(items[i][0]))["prediction"] == classes[items[i][1]] for i in picked)
+        right = sum(ClassicalClassification(spec)(open_volume(items[i][0])).prediction == classes[items[i][1]]
+                    for i in picked)
         assert right >= 16, (name, right)

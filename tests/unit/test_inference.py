@@ -1,4 +1,4 @@
-"""medviewer infer / ai.inference on real images with a real (small, untrained) MONAI classifier."""
+"""medviewer infer / the classification task on real images with a real (small, untrained) MONAI classifier."""
 import hashlib
 import json
 import os
@@ -8,8 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from medviewer.ai.inference import IncompatibleInput, check_input, classify
+from medviewer.ai.inference import IncompatibleInput, check_input
 from medviewer.ai.registry import read_manifest
+from medviewer.ai.tasks.classification import Classification
 from medviewer.io import open_volume
 from tests.conftest import DEMO
 
@@ -39,11 +40,11 @@ def classifier_folder(folder, modality="XR"):
 
 def test_classify_gives_a_probability_per_class(tmp_path):
     spec = classifier_folder(tmp_path / "m")
-    result = classify(spec, open_volume(str(DEMO / "xray" / "chest_xray_pneumonia.jpeg")), "cpu")
-    probs = result["probabilities"]
+    result = Classification(spec)(open_volume(str(DEMO / "xray" / "chest_xray_pneumonia.jpeg")), "cpu")
+    probs = result.probabilities
     assert set(probs) == {"NORMAL", "PNEUMONIA"} and sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
-    assert result["prediction"] in probs and result["device"] == "cpu"
-    assert set(result["timings"]) == {"pre", "load", "predict"}
+    assert result.prediction in probs and result.device == "cpu"
+    assert set(result.timings) == {"pre", "load", "predict", "invert", "post"}
 
 
 def test_inputs_that_break_the_contract_are_refused_before_running(tmp_path):
@@ -51,7 +52,7 @@ def test_inputs_that_break_the_contract_are_refused_before_running(tmp_path):
     ct = open_volume(str(DEMO / "ct_chest_20"))
     assert "2D model" in check_input(spec, ct)
     with pytest.raises(IncompatibleInput, match="20-slice volume"):
-        classify(spec, ct, "cpu")
+        Classification(spec)(ct, "cpu")
     mr_model = classifier_folder(tmp_path / "mr", modality="MR")
     assert "expects MR" in check_input(mr_model, open_volume(str(DEMO / "xray" / "chest_xray_pneumonia.jpeg")))
 
@@ -64,7 +65,11 @@ def test_infer_command_prints_one_json_line_per_input_and_reports_refusals(tmp_p
                           capture_output=True, text=True, timeout=180, env=env)
     lines = [json.loads(ln) for ln in proc.stdout.splitlines()]
     assert len(lines) == 1 and lines[0]["input"].endswith("chest_xray_pneumonia.jpeg")
-    assert set(lines[0]) == {"input", "probabilities", "prediction"}
+    # a model without threshold or OOD reference: the probabilities, the prediction and the
+    # test-time-augmentation interval with its flag
+    keys = {"input", "probabilities", "prediction", "interval", "uncertain"}
+    assert set(lines[0]) == keys | ({"flags"} if lines[0]["uncertain"] else set())
+    assert lines[0]["interval"]["low"] <= lines[0]["interval"]["high"]
     assert proc.returncode == 1 and "2D model" in proc.stderr  # the CT was refused, with the reason
     assert np.isclose(sum(lines[0]["probabilities"].values()), 1.0)
 

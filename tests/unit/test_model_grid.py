@@ -84,13 +84,13 @@ def hippocampus():
     if not (SHIPPED / "manifest.json").is_file():
         pytest.skip("the shipped hippocampus-unet model is not there")
     from medviewer.ai.registry import read_manifest
-    from medviewer.ai.segmentation_inference import segment
+    from medviewer.ai.tasks.segmentation import Segmentation
     from medviewer.io import open_volume
 
     spec = read_manifest(SHIPPED)
     volume = open_volume(DEMO_MRI)
-    reference = segment(spec, volume, device="cpu")["labels"]
-    return spec, volume, reference, segment
+    reference = Segmentation(spec)(volume, "cpu").labels
+    return spec, volume, reference, lambda spec, volume, device: {"labels": Segmentation(spec)(volume, device).labels}
 
 
 def test_prediction_on_a_flipped_input_lands_on_the_same_voxels(hippocampus):
@@ -137,7 +137,7 @@ def test_prediction_on_an_oblique_input_lands_on_the_same_anatomy(hippocampus):
 
 def test_out_of_memory_ladder_smaller_windows_then_cpu():
     torch = pytest.importorskip("torch")
-    from medviewer.ai.inference import run_with_fallback
+    from medviewer.ai.tasks.base import run_with_fallback
 
     calls, said = [], []
 
@@ -170,7 +170,7 @@ def test_out_of_memory_ladder_smaller_windows_then_cpu():
 
 def test_out_of_memory_without_a_window_goes_straight_to_the_cpu():
     torch = pytest.importorskip("torch")
-    from medviewer.ai.inference import run_with_fallback
+    from medviewer.ai.tasks.base import run_with_fallback
 
     calls = []
 
@@ -185,7 +185,7 @@ def test_out_of_memory_without_a_window_goes_straight_to_the_cpu():
 
 
 def test_channel_argmax_is_numpy_argmax():
-    from medviewer.ai.segmentation_inference import channel_argmax
+    from medviewer.ai.tasks.segmentation import channel_argmax
 
     rng = np.random.default_rng(0)
     probs = rng.random((4, 5, 6, 7)).astype(np.float32)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from medviewer.ai.registry import REQUIRED, check_weights, discover_models, read_manifest
-from medviewer.ai.training.segmentation import (
-    case_split, centre_pad_crop, dice, hausdorff95, label_metrics, normalise_zscore_nonzero)
+from medviewer.ai.metrics import dice, hausdorff95, label_metrics
+from medviewer.ai.preprocess import centre_pad_crop, normalise_zscore_nonzero
+from medviewer.ai.training.segmentation import case_split
 from tests.conftest import DEMO, REPO, shared
 
 SHIPPED = REPO / "resources" / "models" / "hippocampus-unet"
@@ -102,48 +103,51 @@ def shipped_spec():
 
 
 def test_shipped_model_on_demo_mri(shipped_spec):
-    from medviewer.ai.segmentation_inference import segment
+    from medviewer.ai.tasks.segmentation import Segmentation
     from medviewer.io import open_volume
 
     assert check_weights(shipped_spec) == ""
     assert (SHIPPED / "model.pt").stat().st_size < 5e6
     volume = open_volume(DEMO_MRI)
-    result = segment(shipped_spec, volume, device="cpu")
-    labels, probs = result["labels"], result["probabilities"]
+    result = Segmentation(shipped_spec)(volume, "cpu")
+    labels, probs = result.labels, result.probabilities
     assert labels.shape == volume.shape and probs.shape == volume.shape
     assert labels.spacing == volume.spacing and labels.origin == volume.origin
     assert np.array_equal(labels.direction, volume.direction)
     assert labels.data.dtype == np.uint8 and set(np.unique(labels.data)) <= {0, 1, 2}
     assert {1, 2} <= set(np.unique(labels.data))
     assert probs.data.dtype == np.float32 and probs.data.min() >= 0 and probs.data.max() <= 1
-    assert result["device"] == "cpu" and "predict" in result["timings"]
+    assert result.uncertainty.shape == volume.shape and 0 <= result.uncertainty.data.min()
+    assert result.uncertainty.data.max() <= 1
+    assert result.device == "cpu" and {"pre", "predict", "invert", "post"} <= set(result.timings)
 
 
 def test_segment_refuses_a_2d_image_and_other_modalities(tmp_path):
     from medviewer.ai.inference import IncompatibleInput
     from medviewer.ai.registry import ModelSpec
-    from medviewer.ai.segmentation_inference import segment
+    from medviewer.ai.tasks.segmentation import Segmentation
     from medviewer.io import open_volume
 
     spec = ModelSpec(folder=tmp_path, manifest={
         "name": "hippocampus-unet", "task": "segmentation", "input": {"modality": "MR", "dims": 3},
         "outputs": {"labels": {"1": {"name": "a"}}}, "weights": "model.pt", "sha256": "0"})
     with pytest.raises(IncompatibleInput, match="3D model and this image is 2D"):
-        segment(spec, open_volume(DEMO_XRAY), device="cpu")
+        Segmentation(spec)(open_volume(DEMO_XRAY), "cpu")
     ct = open_volume(DEMO_MRI)
     ct.modality = "CT"
     with pytest.raises(IncompatibleInput, match="expects MR images and this one is CT"):
-        segment(spec, ct, device="cpu")
+        Segmentation(spec)(ct, "cpu")
 
 
 def test_progress_rises_per_tile_and_cancel_stops_within_one_tile(shipped_spec):
-    from medviewer.ai.segmentation_inference import Cancelled, segment, tile_count
+    from medviewer.ai.tasks.segmentation import Segmentation, tile_count
+    from medviewer.core.errors import Cancelled
     from medviewer.io import open_volume
 
     volume = open_volume(DEMO_MRI)
     big = volume.copy_geometry(np.pad(volume.data, ((30, 30), (40, 40), (30, 30))))
     seen = []
-    segment(shipped_spec, big, device="cpu", progress=lambda f, m: seen.append((f, m)))
+    Segmentation(shipped_spec)(big, "cpu", progress=lambda f, m: seen.append((f, m)))
     fractions = [f for f, _ in seen]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     n = tile_count(big.shape, tuple(shipped_spec.input["size"]), 0.25)
@@ -151,6 +155,6 @@ def test_progress_rises_per_tile_and_cancel_stops_within_one_tile(shipped_spec):
 
     seen.clear()
     with pytest.raises(Cancelled):
-        segment(shipped_spec, big, device="cpu", progress=lambda f, m: seen.append((f, m)),
-                cancel=lambda: sum("tile " in m for _, m in seen) >= 2)
+        Segmentation(shipped_spec)(big, "cpu", progress=lambda f, m: seen.append((f, m)),
+                                   cancel=lambda: sum("tile " in m for _, m in seen) >= 2)
     assert sum("tile " in m for _, m in seen) == 2  # stopped before a third tile ran
