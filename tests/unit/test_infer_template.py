@@ -297,3 +297,22 @@ def test_inference_does_not_import_training_code():
             "print(bad); assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_ood_features_of_an_exported_network_equal_the_eager_ones(tmp_path, xray, monkeypatch):
+    """A traced network (what an export loads) runs no forward hooks: the features then come from an
+    eager copy with its weights, and the result is the same as with the eager network."""
+    from medviewer.ai.tasks import base
+    from medviewer.ai.tasks.classification import Classification, classifier_input
+
+    spec, net = _classifier(tmp_path / "m", ood={"file": "ood.npz", "threshold": 1e9})
+    x = classifier_input(spec, xray.data)[None]
+    _, features = _logits_and_features(net, x)
+    np.savez(tmp_path / "m" / "ood.npz", mean=np.zeros(16, np.float32), precision=np.eye(16, dtype=np.float32))
+    eager = Classification(spec, tta=2)(xray, "cpu")
+    assert eager.ood_distance == pytest.approx(float(np.linalg.norm(features[0])), rel=1e-4)
+    traced = torch.jit.trace(net, torch.from_numpy(np.repeat(x, 3, 0)))
+    monkeypatch.setattr(base, "network", lambda spec, device: traced)
+    exported = Classification(spec, tta=2)(xray, "cpu")
+    assert exported.ood_distance == pytest.approx(eager.ood_distance, rel=1e-5)
+    assert exported.probabilities == pytest.approx(eager.probabilities, abs=1e-6)

@@ -22,6 +22,8 @@ from medviewer.ai.tasks.decision import classification_result, temperature_of
 from medviewer.ai.tasks.results import ClassificationResult
 from medviewer.ai.tasks.trust import TTA_VARIANTS, OODReference, xray_variants
 
+_eager_cache: dict[tuple[str, str], tuple[object, object]] = {}  # (folder, device) -> (loaded, eager copy)
+
 
 def input_size(spec) -> int:
     return int(spec.input.get("size", [128, 128])[0])
@@ -66,15 +68,17 @@ class Classification(InferTask):
         return logits.float().cpu().numpy(), None if features is None else features.float().cpu().numpy()
 
     def _eager(self, run: Run, device: str):
-        """The network as an eager module (for its features when the loaded one is exported)."""
+        """The network as an eager module (for its features when the loaded one is exported),
+        built once per loaded network, with the loaded network's weights."""
         from medviewer.ai.backends.torch_loader import build_network
 
-        cached = getattr(self, "_eager_net", None)
-        if cached is None:
-            cached = build_network(self.spec)
-            cached.load_state_dict(self.network(run, device).state_dict())
-            self._eager_net = cached = cached.to(device).eval()
-        return cached
+        loaded = self.network(run, device)
+        cached = _eager_cache.get((str(self.spec.folder), device))
+        if cached is None or cached[0] is not loaded:
+            eager = build_network(self.spec)
+            eager.load_state_dict(loaded.state_dict())
+            cached = _eager_cache[(str(self.spec.folder), device)] = (loaded, eager.to(device).eval())
+        return cached[1]
 
     def post(self, run: Run, out) -> ClassificationResult:
         logits, features = out
