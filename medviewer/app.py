@@ -37,7 +37,9 @@ def run_viewer(paths: list[str]) -> int:
     started = time.perf_counter()
     print(NOTICE, flush=True)
     app = application(sys.argv[:1])
-    win = MainWindow()
+    from medviewer.ai.process_service import ProcessInferenceService
+
+    win = MainWindow(ai_service=ProcessInferenceService())  # torch lives in a process of its own
     from medviewer.ui import errors
 
     errors.install(win)  # an exception in a slot: a message and a log file, the window keeps running
@@ -47,6 +49,7 @@ def run_viewer(paths: list[str]) -> int:
     since_launch = seconds_since_process_start()
     elapsed = since_launch if since_launch is not None else time.perf_counter() - started
     print(f"window shown after {elapsed:.2f} s", flush=True)
+    QtCore.QTimer.singleShot(0, win.warm_ai_backend)  # the first Run finds the AI ready
     win.volume_shown.connect(lambda sid: print(f"opened {sid}: {win.session.volume.describe()}", flush=True))
     win.problem.connect(lambda msg: print(f"medviewer: warning: {msg}", file=sys.stderr, flush=True))
     targets = [str(p) for p in paths] or [str(p) for p in demo_paths()]

@@ -12,6 +12,7 @@ from medviewer.core.workspace import Workspace
 from medviewer.io.session_store import load_measurements, save_measurements
 from medviewer.ui import hand_over
 from medviewer.ui.actions import build_actions
+from medviewer.ui.ai_bridge import AIBridge
 from medviewer.ui.ai_panel import AIPanel
 from medviewer.ui.annotation_wiring import AnnotationWiring
 from medviewer.ui.fusion_panel import FusionPanel
@@ -67,9 +68,12 @@ class MainWindow(QtWidgets.QMainWindow):
     volume_shown = QtCore.Signal(str)  # source id, once an image is on screen
     problem = QtCore.Signal(str)
 
-    def __init__(self, parent=None, persistent: bool = True, model_dirs: list[str] | None = None):
+    def __init__(self, parent=None, persistent: bool = True, model_dirs: list[str] | None = None,
+                 ai_service=None):
         """persistent=False (screenshots): neither restore nor save window settings.
-        model_dirs: extra model folders for the AI panel (`--models`)."""
+        model_dirs: extra model folders for the AI panel (`--models`).
+        ai_service: the inference service behind the AI panel (default an in-process
+        ai.service.InferenceService; the app passes an ai.process_service.ProcessInferenceService)."""
         super().__init__(parent)
         self.persistent = persistent
         self.setWindowTitle(f"MedViewer — {NOTICE}")
@@ -88,7 +92,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.layer_panel = LayerPanel(self.session, self.grid)
         self.measurement_panel = MeasurementPanel(self.session, self.grid)
         self.annotation = AnnotationWiring(self)
-        self.ai_panel = AIPanel(self.session, model_dirs=model_dirs, parent=self)
+        bridge = AIBridge(ai_service, parent=self) if ai_service is not None else None
+        self.ai_panel = AIPanel(self.session, bridge=bridge, model_dirs=model_dirs, parent=self)
         self.ai_panel.result_shown.connect(self._on_ai_result)
         self.images_panel = ImagesPanel(self)  # the open images (workspace)
         self.processing_panel = ProcessingPanel(self)  # filters, thresholds, clustering (issue 14)
@@ -416,6 +421,22 @@ class MainWindow(QtWidgets.QMainWindow):
             self._size_docks = False
             side = max(160, min(260, self.width() // 6))
             self.resizeDocks([self.docks["Series"], self.docks["Measurements"]], [side, side], Qt.Horizontal)
+
+    def warm_ai_backend(self) -> None:
+        """Have the inference service get ready for the first Run (torch imported, each available
+        model run once) while the user looks at the image: call it once the window is shown. Only a
+        service of its own process does this (ai.process_service): warming torch in this process
+        would freeze the window while torch loads."""
+        warm_up = getattr(self.ai_panel.bridge.service, "warm_up", None)
+        if warm_up is None:
+            return
+        selected = self.ai_panel.selected_entry()
+        entries = [e for e in self.ai_panel.entries if e.available]
+        # the model a Run would use first, then the torch models (torch's first run costs most), those
+        # that fit the image on screen before the others
+        entries.sort(key=lambda e: (e is not selected, e.spec.manifest.get("framework", "torch") != "torch",
+                                    bool(self.ai_panel.compatibility(e))))
+        warm_up([e.spec for e in entries])
 
     def closeEvent(self, ev) -> None:
         if not getattr(self, "_no_questions", False) and not self.annotation.confirm_close():
