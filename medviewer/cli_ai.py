@@ -17,7 +17,8 @@ def add_parsers(sub) -> None:
     infer.add_argument("--model", required=True, help="model name (see `medviewer models`)")
     infer.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     infer.add_argument("--json", action="store_true", help="one JSON object per input and line")
-    infer.add_argument("--out", help="output folder: label maps (segmentation), maps (--explain, anomaly models)")
+    infer.add_argument("--out", help="output folder: label and uncertainty maps (segmentation), maps (--explain, "
+                                     "anomaly models)")
     infer.add_argument("--explain", choices=["gradcam", "occlusion"],
                        help="also write where the model looked, as NIfTI and as a PNG overlay (needs --out)")
     infer.add_argument("--mask", help="ROI classifiers: the label map of the ROI (on the input's grid)")
