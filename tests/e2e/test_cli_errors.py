@@ -176,7 +176,9 @@ def test_infer_on_a_4d_image_warns_and_keeps_each_time_point(bad, tmp_path):
     assert [r["time_point"] for r in records] == [1, 2]
     outputs = [Path(r["output"]).name for r in records]
     assert outputs == ["four_t1.nii.gz", "four_t2.nii.gz"]  # one file each, not one overwriting the other
-    assert sorted(p.name for p in (tmp_path / "seg").iterdir()) == outputs
+    uncertainty = [Path(r["uncertainty"]).name for r in records]
+    assert uncertainty == ["four_t1_uncertainty.nii.gz", "four_t2_uncertainty.nii.gz"]
+    assert sorted(p.name for p in (tmp_path / "seg").iterdir()) == sorted(outputs + uncertainty)
 
 
 # --- the top-level handler, in-process with a command that fails unexpectedly ----------------------
