@@ -10,7 +10,8 @@ A subclass declares `kind` (the manifest task it runs) and implements pre / pred
 - refuses a model of another kind and an input outside the model's contract (ai.inference
   check_input) before anything runs, with the reason (IncompatibleInput);
 - chooses the device (ai.device; CPU-only tasks set `torch = False` and never import torch);
-- times every stage into result.timings (plus "load" when a network is loaded);
+- times every stage into result.timings (plus "load" when a network is loaded, not counted in
+  "predict");
 - checks the cancel callable between stages and whenever a subclass calls run.check_cancel();
 - runs predict through run_with_fallback (torch tasks): out of GPU memory -> smaller windows ->
   the CPU; out of memory on the CPU -> one clear error.
@@ -85,7 +86,9 @@ class InferTask:
         run.check_cancel()
         data = run.data = self._stage(run, "pre", self.pre, run)
         run.check_cancel()
+        loading = run.timings.get("load", 0.0)
         out = self._stage(run, "predict", self._predict, run, data)
+        run.timings["predict"] -= run.timings.get("load", 0.0) - loading  # a network load is "load"
         run.check_cancel()
         out = self._stage(run, "invert", self.invert, run, out)
         result = self._stage(run, "post", self.post, run, out)
