@@ -80,7 +80,7 @@ def chest_xrays(models: Path, data: Path) -> dict:
     for name in ("pneumonia-svm", "pneumonia-rf"):
         path, m = _manifest(models, name)
         per_class = m["metrics"]["n_examples"] // len(classes)
-        train_idx, _ = image_split(items, len(classes), limit_per_class=per_class, seed=0)
+        train_idx, _, _ = image_split(items, len(classes), limit_per_class=per_class, seed=0)
         if len(train_idx) != m["metrics"]["n_examples"]:
             raise SystemExit(f"{name}: {len(train_idx)} training images, the manifest says {m['metrics']['n_examples']}")
         out[path] = ("intensity", colour_contract(fractions(train_idx), description=XRAY_DESCRIPTION,

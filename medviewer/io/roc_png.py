@@ -32,8 +32,20 @@ GRID, CHANCE, LEGEND_EDGE = (226, 226, 226), (150, 150, 150), (170, 170, 170)
 
 def write_roc_png(path: str | os.PathLike, curves: list[dict], title: str = "ROC curve") -> str:
     """Draw `curves` on one ROC plot and write it to `path` (PNG, atomically). Returns the path."""
-    checked = _check(curves)
-    image = _render(checked, title)
+    return _write(path, _render(_check(curves), title))
+
+
+def write_reliability_png(path: str | os.PathLike, curves: list[dict], title: str = "Reliability diagram") -> str:
+    """A reliability diagram: each curve {"label", "predicted": [...], "observed": [...]} (bin
+    means, ai.metrics.reliability) over the diagonal of perfect calibration; the label should
+    carry the ECE. Same drawing as the ROC plot, with its own axis names."""
+    checked = _check([{"label": c.get("label"), "fpr": c.get("predicted", []), "tpr": c.get("observed", [])}
+                      for c in curves])
+    return _write(path, _render(checked, title, x_label="Mean predicted probability (bin)",
+                                y_label="Observed fraction positive", diagonal="perfect calibration"))
+
+
+def _write(path, image) -> str:
     path = os.fspath(path)
     try:
         write_atomically(path, lambda fh: image.save(fh, format="PNG", optimize=True), suffix=".png")
@@ -78,7 +90,8 @@ def _text_size(draw: ImageDraw.ImageDraw, text: str, font) -> tuple[int, int]:
     return right - left, bottom - top
 
 
-def _render(curves, title: str) -> Image.Image:
+def _render(curves, title: str, x_label: str = X_LABEL, y_label: str = Y_LABEL,
+            diagonal: str = "chance (AUC 0.500)") -> Image.Image:
     s = SCALE
     image = Image.new("RGB", (WIDTH * s, HEIGHT * s), WHITE)
     draw = ImageDraw.Draw(image)
@@ -108,11 +121,11 @@ def _render(curves, title: str) -> Image.Image:
         draw.text((x0 - tick - 4 * s, ty), text, fill=BLACK, font=tick_font, anchor="rm")
 
     # axis labels: x under the ticks, y rotated on its own image
-    draw.text(((x0 + x1) / 2, y1 + 36 * s), X_LABEL, fill=BLACK, font=label_font, anchor="mt")
-    w, h = _text_size(draw, Y_LABEL, label_font)
+    draw.text(((x0 + x1) / 2, y1 + 36 * s), x_label, fill=BLACK, font=label_font, anchor="mt")
+    w, h = _text_size(draw, y_label, label_font)
     pad = 4 * s
     side = Image.new("RGB", (w + 2 * pad, h + 2 * pad), WHITE)
-    ImageDraw.Draw(side).text((side.width / 2, side.height / 2), Y_LABEL, fill=BLACK, font=label_font,
+    ImageDraw.Draw(side).text((side.width / 2, side.height / 2), y_label, fill=BLACK, font=label_font,
                               anchor="mm")
     side = side.rotate(90, expand=True)
     image.paste(side, (int(16 * s - pad), int((y0 + y1) / 2 - side.height / 2)))
@@ -132,17 +145,17 @@ def _render(curves, title: str) -> Image.Image:
         else:
             draw.line(points, fill=colour, width=3 * s, joint="curve")
 
-    _legend(draw, curves, legend_font, (x0, y0, x1, y1))
+    _legend(draw, curves, legend_font, (x0, y0, x1, y1), diagonal)
     return image.resize((WIDTH, HEIGHT), Image.Resampling.LANCZOS)
 
 
-def _legend(draw, curves, font, plot) -> None:
+def _legend(draw, curves, font, plot, diagonal: str) -> None:
     """Bottom right inside the plot, where a useful ROC curve rarely passes."""
     s = SCALE
     x0, y0, x1, y1 = plot
     entries = [(f"{label} (AUC {auc:.3f})" if auc is not None and math.isfinite(auc) else
                 f"{label} (AUC n/a)" if auc is not None else label) for label, _f, _t, auc in curves]
-    entries.append("chance (AUC 0.500)")
+    entries.append(diagonal)
     max_text = (x1 - x0) * 0.75 - 50 * s
     entries = [_fit(draw, e, font, max_text) for e in entries]
     line_h = max(_text_size(draw, "Ag", font)[1], 10 * s) + 9 * s

@@ -76,10 +76,12 @@ def test_tiny_training_run_gives_a_registry_model(tmp_path):
     from medviewer.ai.training.segmentation import train_segmentation
 
     out = tmp_path / "tiny-unet"
-    metrics = train_segmentation(data, out, size=(32, 48, 32), epochs=1, limit=4, name="tiny-unet",
+    metrics = train_segmentation(data, out, size=(32, 48, 32), epochs=1, limit=6, name="tiny-unet",
                                  progress=lambda s: None)
-    assert metrics["n_train"] == 3 and metrics["n_val"] == 1 and metrics["epochs"] == 1
-    assert set(metrics["dice"]) == {"1", "2", "mean"} and set(metrics["hd95_mm"]) == {"1", "2", "mean"}
+    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"], metrics["epochs"]) == (4, 1, 1, 1)
+    for split in ("validation", "test"):
+        assert set(metrics[split]["per_label"]) == {"1", "2"}
+        assert set(metrics[split]["per_label"]["1"]) == {"dice", "hd95_mm", "precision", "recall", "f1"}
     spec = read_manifest(out)
     assert check_weights(spec) == ""
     manifest = json.loads((out / "manifest.json").read_text())

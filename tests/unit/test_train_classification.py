@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from medviewer.ai.registry import REQUIRED, discover_models, read_manifest
-from medviewer.ai.training.classification import (
-    binary_metrics, patient_id, patient_split, preprocess_image, roc_auc)
+from medviewer.ai.metrics import binary_metrics, roc_auc
+from medviewer.ai.preprocess import preprocess_image
+from medviewer.ai.training.classification import patient_id, patient_split
 from tests.conftest import DEMO, REPO, shared
 
 SHIPPED = REPO / "resources" / "models" / "pneumonia-cnn"
@@ -93,9 +94,11 @@ def test_tiny_training_run_makes_an_available_model(tmp_path):
     assert manifest["outputs"]["classes"] == ["NORMAL", "PNEUMONIA"]
     assert manifest["network"]["class"].startswith("monai.networks.nets.")
     assert "CC BY 4.0" in manifest["training"]["data_licence"] and "rscbjbr9sj" in manifest["training"]["data"]
-    for key in ("accuracy", "sensitivity", "specificity", "roc_auc", "n_train", "n_val", "epochs_run"):
+    for key in ("validation", "test", "n_train", "n_val", "n_test", "epochs_run"):
         assert key in manifest["metrics"] and metrics[key] == manifest["metrics"][key]
-    assert metrics["n_train"] + metrics["n_val"] == 48 and metrics["epochs_run"] == 1
+    for key in ("accuracy", "sensitivity", "specificity", "roc_auc"):
+        assert set(metrics["test"][key]) == {"value", "ci95"}
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 48 and metrics["epochs_run"] == 1
     entry = [e for e in discover_models([str(tmp_path / "models")]) if e.source == "--models"]
     assert [e.name for e in entry] == ["tiny-cxr"] and entry[0].available, entry[0].reason
 

@@ -1,10 +1,14 @@
 """The torch/MONAI half of medviewer.ai.training.classification: the training loop.
 
-Data arrive as numpy arrays of grey images in [0, 1]; augmentation (MONAI RandAffine: small
-rotation and zoom, no flip - chest X-rays have a left and a right) is applied per image, then the
-per-image z-score that inference also applies. The loss is class-weighted cross-entropy; the
-epoch with the best validation ROC AUC is kept, and training stops after `patience` epochs
-without improvement, at `epochs`, or before an epoch that would not end before `deadline`.
+Data arrive as numpy arrays of grey images in [0, 1] (burned-in text already masked); augmentation
+(MONAI RandAffine: rotation, zoom and shift, no flip - chest X-rays have a left and a right;
+RandAdjustContrast; RandGaussianNoise) is applied per image, then the per-image z-score that
+inference also applies. The loss is class-weighted cross-entropy; the epoch with the best
+validation ROC AUC is kept. Training stops after `patience` epochs without improvement, at
+`epochs`, or at the time budget: after every epoch the number of epochs that fit is re-planned
+and the cosine learning rate decays over it, so a budgeted run still ends annealed. After every
+epoch the resumable state is written (checkpoints/last.pt); each epoch's shuffle and augmentation
+come from seed_epoch(seed, epoch), so a resumed run continues as the uninterrupted one would.
 """
 from __future__ import annotations
 
@@ -16,16 +20,20 @@ import numpy as np
 import torch
 
 from medviewer.ai.backends.checkpoint import BestCheckpoint, software_versions, weights_saver
+from medviewer.ai.backends.train_schedule import Budget, CosineSchedule, load_last, save_last, seed_epoch
+from medviewer.ai.metrics import roc_auc
 from medviewer.ai.training.progress_bar import ProgressBar
 
-from medviewer.ai.training.classification import roc_auc
+AUGMENTATION = [
+    {"class": "monai.transforms.RandAffine",
+     "args": {"prob": 0.9, "rotate_range": [0.2], "scale_range": [0.15, 0.15], "translate_range": [12, 12],
+              "padding_mode": "border"}},
+    {"class": "monai.transforms.RandAdjustContrast", "args": {"prob": 0.5, "gamma": [0.7, 1.5]}},
+    {"class": "monai.transforms.RandGaussianNoise", "args": {"prob": 0.3, "mean": 0.0, "std": 0.02}},
+]
 
-AUGMENTATION = {"class": "monai.transforms.RandAffine",
-                "args": {"prob": 0.8, "rotate_range": [0.15], "scale_range": [0.1, 0.1],
-                         "translate_range": [4, 4], "padding_mode": "border"}}
 
-
-def _build(network: dict) -> torch.nn.Module:
+def build(network: dict) -> torch.nn.Module:
     module_name, _, class_name = network["class"].rpartition(".")
     return getattr(importlib.import_module(module_name), class_name)(**network.get("args", {}))
 
@@ -38,48 +46,86 @@ def _zscore(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(net: torch.nn.Module, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
-    """Softmax probabilities (N, n_classes) of [0, 1] images (N, H, W)."""
+def predict_logits(net: torch.nn.Module, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Logits (N, n_classes) of [0, 1] images (N, H, W)."""
     net.eval()
     out = []
     for i in range(0, len(images), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size]))[:, None]
-        out.append(torch.softmax(net(_zscore(x)), dim=1).numpy())
-    return np.concatenate(out) if out else np.zeros((0, 2), np.float32)
+        out.append(net(_zscore(x)).double().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 2))
+
+
+@torch.no_grad()
+def penultimate_features(net: torch.nn.Module, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """The pooled features the last linear layer sees (N, d): what the out-of-distribution score uses."""
+    net.eval()
+    fc, net.fc = net.fc, torch.nn.Identity()
+    try:
+        out = [net(_zscore(torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size]))[:, None])).double().numpy()
+               for i in range(0, len(images), batch_size)]
+    finally:
+        net.fc = fc
+    return np.concatenate(out)
+
+
+def _augmenter(seed: int):
+    from monai.transforms import Compose, RandAdjustContrast, RandAffine, RandGaussianNoise
+
+    kinds = {"RandAffine": RandAffine, "RandAdjustContrast": RandAdjustContrast, "RandGaussianNoise": RandGaussianNoise}
+    chain = Compose([kinds[a["class"].rsplit(".", 1)[1]](**a["args"]) for a in AUGMENTATION])
+    chain.set_random_state(seed=seed)
+    return chain
 
 
 def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
                   y_val: np.ndarray, *, n_classes: int, epochs: int, batch_size: int, lr: float, seed: int,
-                  patience: int, deadline: float | None, checkpoint_path: str | None = None,
+                  patience: int, budget: Budget, checkpoint_path: str | None = None,
+                  last_path: str | None = None, resume: bool = False,
                   progress: Callable[[str], None] = print) -> dict:
-    from monai.transforms import RandAffine
     from monai.utils import set_determinism
 
     set_determinism(seed=seed)
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    net = _build(network)
-    augment = RandAffine(**AUGMENTATION["args"])
-    augment.set_random_state(seed=seed)
+    net = build(network)
     counts = np.bincount(y_train, minlength=n_classes).astype(np.float64)
     weights = counts.sum() / (n_classes * np.maximum(counts, 1))
     loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     steps_per_epoch = max(1, int(np.ceil(len(x_train) / batch_size)))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch,
-                                                pct_start=0.1, anneal_strategy="cos")
+    sched = CosineSchedule(opt, lr, epochs * steps_per_epoch, warmup=max(1, steps_per_epoch // 2))
     positive = n_classes - 1
     best = BestCheckpoint(patience, checkpoint_path)
-    epochs_run, stopped = 0, "max epochs"
-    last_epoch_s, seen, train_s = 0.0, 0, 0.0
-    for epoch in range(1, epochs + 1):
-        if deadline is not None and epochs_run and time.monotonic() + last_epoch_s > deadline:
+    planned, start_epoch, stopped = epochs, 1, "max epochs"
+    epochs_run, last_epoch_s, seen, train_s, resumed_from, before_s = 0, 0.0, 0, 0.0, None, 0.0
+    if resume and last_path:
+        state = load_last(last_path)
+        if state is not None:
+            net.load_state_dict(state["net"])
+            opt.load_state_dict(state["opt"])
+            sched.step_n, planned = int(state["step"]), int(state["planned"])
+            sched.replan(planned * steps_per_epoch)
+            epochs_run = int(state["epoch"])
+            start_epoch = epochs_run + 1
+            best.score, best.epoch, best.since = float(state["best_score"]), int(state["best_epoch"]), int(state["since"])
+            best.state = state["best_net"]
+            last_epoch_s = float(state["epoch_s"])
+            before_s = float(state.get("elapsed_s", 0.0))
+            resumed_from = epochs_run
+            progress(f"resumed after epoch {epochs_run} (best epoch {best.epoch}, val AUC {best.score:.4f})")
+    for epoch in range(start_epoch, epochs + 1):
+        if epoch > planned:
+            stopped = f"time budget ({planned} epochs planned)"
+            break
+        if epochs_run and budget.left() < last_epoch_s:
             stopped = "time budget"
             break
         t0 = time.monotonic()
         net.train()
-        order = rng.permutation(len(x_train))
-        bar = ProgressBar(int(np.ceil(len(order) / batch_size)), f"epoch {epoch}/{epochs}")
+        s = seed_epoch(seed, epoch)
+        order = np.random.default_rng(s).permutation(len(x_train))
+        augment = _augmenter(s)
+        bar = ProgressBar(steps_per_epoch, f"epoch {epoch}/{planned}")
         total, n, cut = 0.0, 0, False
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
@@ -96,7 +142,7 @@ def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val
             total += float(loss.detach()) * len(idx)
             n += len(idx)
             bar.update(1, f"loss {total / n:.4f}")
-            if deadline is not None and epochs_run and time.monotonic() > deadline:
+            if epochs_run and budget.left() <= 0:
                 cut = True
                 break
         bar.close()
@@ -105,21 +151,36 @@ def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val
         if cut:
             stopped = "time budget (mid-epoch, partial epoch discarded)"
             break
-        prob = predict(net, x_val)
+        logits = predict_logits(net, x_val)
+        prob = torch.softmax(torch.from_numpy(logits), 1).numpy()
         auc = roc_auc(y_val == positive, prob[:, positive])
         acc = float((prob.argmax(1) == y_val).mean())
         epochs_run = epoch
         last_epoch_s = time.monotonic() - t0
-        better = best.update(net, auc, prob, epoch)
-        progress(f"epoch {epoch}/{epochs}: loss {total / max(n, 1):.4f}, val AUC {auc:.4f}, val acc {acc:.4f}, "
+        if budget.deadline is not None:  # re-planned after every epoch: the machine may get slower or faster
+            now_planned = budget.epochs_that_fit(last_epoch_s, epoch, epochs)
+            if now_planned != planned:
+                planned = now_planned
+                sched.replan(planned * steps_per_epoch)
+                progress(f"time budget: {planned} epochs planned at {last_epoch_s:.0f} s each")
+        better = best.update(net, auc, logits, epoch)
+        if last_path:
+            save_last(last_path, {"net": net.state_dict(), "opt": opt.state_dict(), "step": sched.step_n,
+                                  "planned": planned, "epoch": epoch, "best_score": best.score,
+                                  "best_epoch": best.epoch, "since": best.since, "best_net": best.state,
+                                  "epoch_s": last_epoch_s,
+                                  "elapsed_s": before_s + time.monotonic() - budget.started})
+        progress(f"epoch {epoch}/{planned}: loss {total / max(n, 1):.4f}, val AUC {auc:.4f}, val acc {acc:.4f}, "
                  f"{n / max(last_epoch_s, 1e-9):.0f} img/s, {last_epoch_s:.0f} s" + (" *best" if better else ""))
         if best.exhausted:
             stopped = f"early stop (no better validation AUC in {patience} epochs)"
             break
-    best.restore(net, lambda: predict(net, x_val))
+    best.restore(net, lambda: predict_logits(net, x_val))
     progress(f"stopped: {stopped}; best epoch {best.epoch} (val AUC {best.score:.4f})")
-    return {"save": weights_saver(net), "val_prob": best.output, "epochs_run": epochs_run, "best_epoch": best.epoch,
-            "stopped": stopped, "class_weights": [round(float(w), 4) for w in weights],
+    return {"net": net, "save": weights_saver(net), "epochs_run": epochs_run, "best_epoch": best.epoch,
+            "stopped": stopped, "planned_epochs": planned, "resumed_after_epoch": resumed_from,
+            "seconds_before_resume": round(before_s, 1),
+            "class_weights": [round(float(w), 4) for w in weights],
             "images_per_second": round(seen / train_s, 1) if train_s else None,
-            "augmentation": AUGMENTATION,
-            "software": software_versions()}
+            "augmentation": AUGMENTATION, "software": software_versions()}
+

@@ -1,13 +1,16 @@
 """The torch/MONAI half of medviewer.ai.training.segmentation: the training loop.
 
-Data arrive as numpy arrays already normalised and padded (N, z, y, x) with uint8 labels.
-Augmentation, per sample: a flip along x (the left-right axis; the crops are of either the left or
-the right hippocampus, so a mirrored one is still a plausible hippocampus, and the anterior/posterior
-labels do not change under a left-right flip - no flips along y or z, which would swap anterior and
-posterior or superior and inferior), and a small intensity scale/shift of the nonzero voxels.
-Loss MONAI DiceCELoss; the epoch with the best validation mean Dice (score callback) is kept;
-training stops after `patience` epochs without improvement, at `epochs`, or before an epoch that
-would not end before `deadline`.
+Data arrive as numpy arrays already normalised and padded (N, z, y, x) with uint8 labels. Each
+sample is a random crop of PATCH voxels from its padded volume (the network is fully
+convolutional: inference runs on the whole padded volume), then augmented: a flip along x (the
+left-right axis; a mirrored hippocampus is still a hippocampus and the anterior/posterior labels
+do not change under a left-right flip - never along y or z), a random rotation and zoom (MONAI
+RandAffined, nearest neighbour for labels), and intensity scale, shift and gamma of the nonzero
+voxels. Loss MONAI DiceCELoss; the epoch with the best validation mean Dice is kept. Training
+stops after `patience` epochs without improvement, at `epochs`, or at the time budget (the
+number of epochs that fit is re-planned after every epoch and the cosine learning rate decays
+over it). The resumable state is written after every epoch; each epoch's draws come from
+seed_epoch(seed, epoch).
 """
 from __future__ import annotations
 
@@ -19,36 +22,65 @@ import numpy as np
 import torch
 
 from medviewer.ai.backends.checkpoint import BestCheckpoint, software_versions, weights_saver
+from medviewer.ai.backends.train_schedule import Budget, CosineSchedule, load_last, save_last, seed_epoch
 from medviewer.ai.training.progress_bar import ProgressBar
 
-AUGMENTATION = {"flip": "x (left-right) axis, p=0.5; never y or z",
-                "intensity": "nonzero voxels * U(0.9, 1.1) + U(-0.1, 0.1), p=0.5"}
+PATCH = (40, 56, 40)
+AUGMENTATION = {"crop": f"random {PATCH[0]}x{PATCH[1]}x{PATCH[2]} (z,y,x) crop of the padded volume",
+                "flip": "x (left-right) axis, p=0.5; never y or z",
+                "affine": {"class": "monai.transforms.RandAffined",
+                           "args": {"prob": 0.5, "rotate_range": [0.26, 0.26, 0.26], "scale_range": [0.12, 0.12, 0.12],
+                                    "mode": ["bilinear", "nearest"], "padding_mode": "zeros"}},
+                "intensity": "nonzero voxels * U(0.85, 1.15) + U(-0.15, 0.15), p=0.5; gamma U(0.7, 1.5) on the "
+                             "nonzero voxels rescaled to [0, 1], p=0.3"}
+TTA = "mean of the softmax of the volume and of its x (left-right) mirror"
 
 
-def _build(network: dict) -> torch.nn.Module:
+def build(network: dict) -> torch.nn.Module:
     module_name, _, class_name = network["class"].rpartition(".")
     return getattr(importlib.import_module(module_name), class_name)(**network.get("args", {}))
 
 
 @torch.no_grad()
-def predict_labels(net: torch.nn.Module, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
-    """argmax labels (N, z, y, x) uint8 of normalised, padded images (N, z, y, x)."""
+def predict_probabilities(net: torch.nn.Module, images: np.ndarray, batch_size: int = 4,
+                          mirror: bool = False) -> np.ndarray:
+    """Softmax (N, C, z, y, x) float32 of normalised, padded images (N, z, y, x); with mirror, the
+    mean with the prediction of the x-mirrored input mirrored back (test-time augmentation)."""
     net.eval()
     out = []
     for i in range(0, len(images), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size]))[:, None]
-        out.append(net(x).argmax(1).to(torch.uint8).numpy())
+        p = torch.softmax(net(x), 1)
+        if mirror:
+            p = 0.5 * (p + torch.softmax(net(torch.flip(x, dims=[-1])), 1).flip(dims=[-1]))
+        out.append(p.numpy())
     return np.concatenate(out)
 
 
-def _augment(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def predict_labels(net: torch.nn.Module, images: np.ndarray, batch_size: int = 4, mirror: bool = False) -> np.ndarray:
+    return predict_probabilities(net, images, batch_size, mirror).argmax(1).astype(np.uint8)
+
+
+def _augment(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, affine) -> tuple[torch.Tensor, torch.Tensor]:
     xs, ys = [], []
     for xi, yi in zip(x, y):
+        patch = [min(p, n) for n, p in zip(xi.shape[1:], PATCH)]  # a grid smaller than the patch: all of it
+        starts = [int(rng.integers(0, n - p + 1)) for n, p in zip(xi.shape[1:], patch)]
+        crop = tuple(slice(s, s + p) for s, p in zip(starts, patch))
+        xi, yi = xi[(slice(None),) + crop], yi[(slice(None),) + crop]
         if rng.random() < 0.5:
             xi, yi = torch.flip(xi, dims=[-1]), torch.flip(yi, dims=[-1])
+        d = affine({"image": xi, "label": yi.float()})
+        xi, yi = torch.as_tensor(d["image"]).float(), torch.as_tensor(d["label"]).round().long()
+        nz = xi != 0
+        if rng.random() < 0.3 and nz.any():
+            v = xi[nz]
+            lo, hi = float(v.min()), float(v.max())
+            if hi > lo:
+                g = float(rng.uniform(0.7, 1.5))
+                xi = torch.where(nz, ((xi - lo) / (hi - lo)).clamp(0, 1) ** g * (hi - lo) + lo, xi)
         if rng.random() < 0.5:
-            nz = xi != 0
-            xi = torch.where(nz, xi * float(rng.uniform(0.9, 1.1)) + float(rng.uniform(-0.1, 0.1)), xi)
+            xi = torch.where(nz, xi * float(rng.uniform(0.85, 1.15)) + float(rng.uniform(-0.15, 0.15)), xi)
         xs.append(xi)
         ys.append(yi)
     return torch.stack(xs), torch.stack(ys)
@@ -56,39 +88,60 @@ def _augment(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> tupl
 
 def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
                   y_val: np.ndarray, *, epochs: int, batch_size: int, lr: float, seed: int, patience: int,
-                  deadline: float | None, score: Callable[[np.ndarray, np.ndarray], float],
-                  checkpoint_path: str | None = None,
+                  budget: Budget, score: Callable[[np.ndarray, np.ndarray], float],
+                  checkpoint_path: str | None = None, last_path: str | None = None, resume: bool = False,
                   progress: Callable[[str], None] = print) -> dict:
     from monai.losses import DiceCELoss
+    from monai.transforms import RandAffined
     from monai.utils import set_determinism
 
     set_determinism(seed=seed)
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    net = _build(network)
+    net = build(network)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     steps_per_epoch = max(1, int(np.ceil(len(x_train) / batch_size)))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch + 1,
-                                                pct_start=0.05, anneal_strategy="cos")
+    sched = CosineSchedule(opt, lr, epochs * steps_per_epoch, warmup=steps_per_epoch)
     xt = torch.from_numpy(np.ascontiguousarray(x_train))[:, None]
     yt = torch.from_numpy(np.ascontiguousarray(y_train).astype(np.int64))[:, None]
     best = BestCheckpoint(patience, checkpoint_path)
-    epochs_run, stopped, last_epoch_s = 0, "max epochs", 0.0
-    for epoch in range(1, epochs + 1):
-        if deadline is not None and epochs_run and time.monotonic() + last_epoch_s > deadline:
+    planned, start_epoch, stopped = epochs, 1, "max epochs"
+    epochs_run, last_epoch_s, resumed_from, before_s = 0, 0.0, None, 0.0
+    if resume and last_path:
+        state = load_last(last_path)
+        if state is not None:
+            net.load_state_dict(state["net"])
+            opt.load_state_dict(state["opt"])
+            sched.step_n, planned = int(state["step"]), int(state["planned"])
+            sched.replan(planned * steps_per_epoch)
+            epochs_run = resumed_from = int(state["epoch"])
+            start_epoch = epochs_run + 1
+            best.score, best.epoch, best.since = float(state["best_score"]), int(state["best_epoch"]), int(state["since"])
+            best.state = state["best_net"]
+            last_epoch_s = float(state["epoch_s"])
+            before_s = float(state.get("elapsed_s", 0.0))
+            progress(f"resumed after epoch {epochs_run} (best epoch {best.epoch}, val mean Dice {best.score:.4f})")
+    for epoch in range(start_epoch, epochs + 1):
+        if epoch > planned:
+            stopped = f"time budget ({planned} epochs planned)"
+            break
+        if epochs_run and budget.left() < last_epoch_s:
             stopped = "time budget"
             break
         t0 = time.monotonic()
         net.train()
+        s = seed_epoch(seed, epoch)
+        rng = np.random.default_rng(s)
+        affine = RandAffined(keys=["image", "label"], **AUGMENTATION["affine"]["args"])
+        affine.set_random_state(seed=s)
         order = rng.permutation(len(xt))
-        bar = ProgressBar(int(np.ceil(len(order) / batch_size)), f"epoch {epoch}/{epochs}")
-        total, n = 0.0, 0
+        bar = ProgressBar(steps_per_epoch, f"epoch {epoch}/{planned}")
+        total, n, cut = 0.0, 0, False
         for i in range(0, len(order), batch_size):
             idx = torch.from_numpy(order[i:i + batch_size])
-            if len(idx) < 2 and n:  # BatchNorm needs 2 samples
+            if len(idx) < 2 and n:  # normalisation statistics need 2 samples
                 continue
-            xb, yb = _augment(xt[idx], yt[idx], rng)
+            xb, yb = _augment(xt[idx], yt[idx], rng, affine)
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(net(xb), yb)
             loss.backward()
@@ -97,19 +150,38 @@ def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val
             total += float(loss.detach()) * len(idx)
             n += len(idx)
             bar.update(1, f"loss {total / n:.4f}")
+            if epochs_run and budget.left() <= 0:
+                cut = True
+                break
         bar.close()
+        if cut:
+            stopped = "time budget (mid-epoch, partial epoch discarded)"
+            break
         pred = predict_labels(net, x_val)
-        s = score(pred, y_val)
+        sc = score(pred, y_val)
         epochs_run = epoch
         last_epoch_s = time.monotonic() - t0
-        better = best.update(net, s, pred, epoch)
-        progress(f"epoch {epoch}/{epochs}: loss {total / max(n, 1):.4f}, val mean Dice {s:.4f}, "
+        if budget.deadline is not None:  # re-planned after every epoch: the machine may get slower or faster
+            now_planned = budget.epochs_that_fit(last_epoch_s, epoch, epochs)
+            if now_planned != planned:
+                planned = now_planned
+                sched.replan(planned * steps_per_epoch)
+                progress(f"time budget: {planned} epochs planned at {last_epoch_s:.0f} s each")
+        better = best.update(net, sc, None, epoch)
+        if last_path:
+            save_last(last_path, {"net": net.state_dict(), "opt": opt.state_dict(), "step": sched.step_n,
+                                  "planned": planned, "epoch": epoch, "best_score": best.score,
+                                  "best_epoch": best.epoch, "since": best.since, "best_net": best.state,
+                                  "epoch_s": last_epoch_s,
+                                  "elapsed_s": before_s + time.monotonic() - budget.started})
+        progress(f"epoch {epoch}/{planned}: loss {total / max(n, 1):.4f}, val mean Dice {sc:.4f}, "
                  f"{last_epoch_s:.1f} s" + (" *best" if better else ""))
         if best.exhausted:
             stopped = f"early stop (no better validation mean Dice in {patience} epochs)"
             break
-    best.restore(net, lambda: predict_labels(net, x_val))
+    best.restore(net, lambda: None)
     progress(f"stopped: {stopped}; best epoch {best.epoch} (val mean Dice {best.score:.4f})")
-    return {"save": weights_saver(net), "val_pred": best.output, "epochs_run": epochs_run,
-            "best_epoch": best.epoch, "stopped": stopped, "augmentation": AUGMENTATION,
-            "software": software_versions()}
+    return {"net": net, "save": weights_saver(net), "epochs_run": epochs_run, "best_epoch": best.epoch,
+            "stopped": stopped, "planned_epochs": planned, "resumed_after_epoch": resumed_from,
+            "seconds_before_resume": round(before_s, 1),
+            "augmentation": AUGMENTATION, "tta": TTA, "software": software_versions()}

@@ -1,5 +1,4 @@
 """Training of the models that ship (torch/MONAI work lives in medviewer.ai.backends, imported lazily)."""
-from medviewer.ai.training.classification import (
-    discover_classes, patient_id, patient_split, preprocess_image, train_classification)
+from medviewer.ai.training.classification import discover_classes, patient_id, patient_split, train_classification
 
-__all__ = ["discover_classes", "patient_id", "patient_split", "preprocess_image", "train_classification"]
+__all__ = ["discover_classes", "patient_id", "patient_split", "train_classification"]

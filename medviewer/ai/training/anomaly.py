@@ -51,8 +51,9 @@ def train_anomaly(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *, no
     from medviewer.ai.anomaly import (
         FEATURES, PATCH, SIZE, STRIDE, fit_anomaly_detector, grid_shape, image_score, patch_map)
     from medviewer.ai.backends.sklearn_io import save
-    from medviewer.ai.training.classification import (
-        discover_classes, load_images, roc_auc, zscore)
+    from medviewer.ai.metrics import roc_auc
+    from medviewer.ai.preprocess import zscore
+    from medviewer.ai.training.classification import discover_classes, load_images
 
     started = time.monotonic()
     classes, items = discover_classes(data_dir)

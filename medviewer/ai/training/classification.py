@@ -14,7 +14,6 @@ No torch here: the training loop is medviewer.ai.backends.classification_train, 
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -25,9 +24,13 @@ from typing import Callable
 
 import numpy as np
 
+from medviewer.ai.metrics import (binary_metrics_ci, fit_temperature, reliability, roc_curve, softmax,
+                                  youden_threshold)
+from medviewer.ai.preprocess import TEXT_MASK, mask_burned_in_text, to_unit_grey
 from medviewer.ai.registry import sha256_of
 from medviewer.ai.training.checkpoints import CHECKPOINT, discard_checkpoints
 from medviewer.ai.training.contract import XRAY_ADVICE, XRAY_DESCRIPTION, colour_contract
+from medviewer.ai.training.model_card import write_model_card
 from medviewer.core.errors import MedViewerError
 
 IMAGE_EXTENSIONS = {".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff", ".dcm", ".nii", ".gz", ".mha", ".nrrd"}
@@ -108,137 +111,22 @@ def patient_split(items: list[tuple[str, int]], val_fraction: float = 0.18, seed
     return sorted(train), sorted(val)
 
 
-@functools.lru_cache(maxsize=32)
-def _resize_plan(h: int, w: int, size: int):
-    """Index and weight arrays of a bilinear resize (h, w) -> (size, size), half-pixel centres."""
-    ys = np.clip((np.arange(size) + 0.5) * h / size - 0.5, 0, h - 1)
-    xs = np.clip((np.arange(size) + 0.5) * w / size - 0.5, 0, w - 1)
-    y0 = np.floor(ys).astype(np.intp)
-    x0 = np.floor(xs).astype(np.intp)
-    y1 = np.minimum(y0 + 1, h - 1)
-    x1 = np.minimum(x0 + 1, w - 1)
-    wy = (ys - y0).astype(np.float32)[:, None]
-    wx = (xs - x0).astype(np.float32)[None, :]
-    return y0, y1, x0, x1, wy, wx
+def train_val_test_split(items: list[tuple[str, int]], val_fraction: float = 0.15, test_fraction: float = 0.15,
+                         seed: int = 0) -> tuple[list[int], list[int], list[int]]:
+    """Indices (train, validation, test), patient-wise and stratified by class: the test patients
+    are drawn first (seed), then validation patients from the rest (seed + 1)."""
+    rest, test = patient_split(items, val_fraction=test_fraction, seed=seed)
+    sub_train, sub_val = patient_split([items[i] for i in rest], val_fraction=val_fraction / (1 - test_fraction),
+                                       seed=seed + 1)
+    return sorted(rest[i] for i in sub_train), sorted(rest[i] for i in sub_val), test
 
-
-def _box_factor(h: int, w: int, size: int) -> int:
-    """The power of two the image is box-filtered by before the bilinear step (halving while both
-    sides stay at least twice the target), so that detail does not alias."""
-    k = 1
-    while h // k >= 2 * size and w // k >= 2 * size:
-        k *= 2
-    return k
-
-
-def _resize_bilinear(image: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear resize of a 2D array to size x size (float32; half-pixel centres); box-filters
-    first (2x2 means while both sides stay at least twice the target) so detail does not alias."""
-    h, w = image.shape
-    k = _box_factor(h, w, size)
-    while k > 1:  # 2x2 means (strided sums are ~10x faster than a reshaped mean); to float on the way
-        image = image[: h // 2 * 2, : w // 2 * 2]
-        quarters = [image[i::2, j::2].astype(np.float32, copy=False) for i in (0, 1) for j in (0, 1)]
-        image = quarters[0] + quarters[1]
-        image += quarters[2]
-        image += quarters[3]
-        image *= np.float32(0.25)
-        h, w = image.shape
-        k //= 2
-    image = np.asarray(image, np.float32)
-    y0, y1, x0, x1, wy, wx = _resize_plan(h, w, size)
-    rows0, rows1 = image[y0], image[y1]
-    top = rows0[:, x0] + (rows0[:, x1] - rows0[:, x0]) * wx
-    bottom = rows1[:, x0] + (rows1[:, x1] - rows1[:, x0]) * wx
-    return top + (bottom - top) * wy
-
-
-def to_unit_grey(data: np.ndarray, image_size: int) -> np.ndarray:
-    """A volume's data ((1, H, W), (1, H, W, 3|4), (H, W) or (H, W, 3|4)) as a grey float32
-    (image_size, image_size) image in [0, 1] (uint8 divided by 255, others min-max scaled over
-    the full image). Resizing is linear, so the scaling is applied after it (same result, and a
-    full-size radiograph is never copied as floats)."""
-    a = np.asarray(data)
-    if a.ndim == 4 and a.shape[0] == 1 and a.shape[-1] in (3, 4):
-        a = a[0]
-    elif a.ndim == 3 and a.shape[0] == 1:
-        a = a[0]
-    if a.ndim == 3 and a.shape[-1] in (3, 4):
-        grey = a[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        lo, hi = (0.0, 255.0) if a.dtype == np.uint8 else (float(grey.min()), float(grey.max()))
-        a = grey
-    elif a.ndim == 2:
-        lo, hi = (0.0, 255.0) if a.dtype == np.uint8 else (float(a.min()), float(a.max()))
-    else:
-        raise MedViewerError(f"expected a 2D image, got shape {np.asarray(data).shape}")
-    if hi <= lo:
-        return np.zeros((image_size, image_size), np.float32)
-    small = _resize_bilinear(a, image_size)
-    small -= np.float32(lo)
-    small *= np.float32(1.0 / (hi - lo))
-    return np.clip(small, 0.0, 1.0, out=small)
-
-
-def zscore(image: np.ndarray) -> np.ndarray:
-    image = np.array(image, np.float32)  # a copy, normalised in place
-    mean, std = float(image.mean()), float(image.std())
-    image -= np.float32(mean)
-    image *= np.float32(1.0 / (std if std > 1e-6 else 1.0))
-    return image
-
-
-def preprocess_image(data: np.ndarray, image_size: int) -> np.ndarray:
-    """What the shipped classifier expects: a (1, image_size, image_size) float32 array,
-    grey, resized, scaled to [0, 1] and z-scored per image."""
-    return zscore(to_unit_grey(data, image_size))[np.newaxis]
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties counted half); nan with one class only."""
-    labels = np.asarray(labels).astype(bool)
-    scores = np.asarray(scores, dtype=np.float64)
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(scores):  # average ranks over ties
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
-def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(false positive rates, true positive rates) over all thresholds."""
-    labels = np.asarray(labels).astype(bool)
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="mergesort")
-    tp = np.concatenate([[0], np.cumsum(labels[order])])
-    fp = np.concatenate([[0], np.cumsum(~labels[order])])
-    return fp / max(fp[-1], 1), tp / max(tp[-1], 1)
-
-
-def binary_metrics(labels: np.ndarray, prob_positive: np.ndarray, threshold: float = 0.5) -> dict:
-    labels = np.asarray(labels).astype(bool)
-    pred = np.asarray(prob_positive) >= threshold
-    tp, tn = int((pred & labels).sum()), int((~pred & ~labels).sum())
-    fp, fn = int((pred & ~labels).sum()), int((~pred & labels).sum())
-    n = len(labels)
-    return {"accuracy": round((tp + tn) / n, 4) if n else float("nan"),
-            "sensitivity": round(tp / (tp + fn), 4) if tp + fn else float("nan"),
-            "specificity": round(tn / (tn + fp), 4) if tn + fp else float("nan"),
-            "roc_auc": round(roc_auc(labels, prob_positive), 4),
-            "threshold": threshold, "tp": tp, "tn": tn, "fp": fp, "fn": fn}
 
 
 def load_images(paths: list[str], image_size: int, progress: Callable[[str], None] = print,
-                colour: list | None = None) -> np.ndarray:
-    """(N, image_size, image_size) float32 in [0, 1], read with open_volume. With `colour` (a
-    list), each image's coloured-pixel fraction (ai.inference.colour_fraction) is appended to it."""
+                colour: list | None = None, mask_text: bool = False) -> np.ndarray:
+    """(N, image_size, image_size) float32 in [0, 1], read with open_volume (burned-in text masked
+    with mask_text, as ai.preprocess.preprocess_xray does). With `colour` (a list), each image's
+    coloured-pixel fraction (ai.inference.colour_fraction) is appended to it."""
     from medviewer.ai.inference import colour_fraction
     from medviewer.io.discover import open_volume
 
@@ -249,106 +137,188 @@ def load_images(paths: list[str], image_size: int, progress: Callable[[str], Non
         if colour is not None:
             colour.append(colour_fraction(data))
         out[i] = to_unit_grey(data, image_size)
+        if mask_text:
+            out[i] = mask_burned_in_text(out[i])
         if (i + 1) % 1000 == 0:
             progress(f"read {i + 1}/{len(paths)} images ({time.monotonic() - start:.0f} s)")
     return out
 
 
 def default_network(image_size: int, n_classes: int) -> dict:
+    """A ResNet-18 layout (two basic blocks per stage), narrow (16-128 channels), stride-2 stem."""
     return {"class": "monai.networks.nets.ResNet",
-            "args": {"block": "basic", "layers": [1, 1, 1, 1], "block_inplanes": [16, 32, 64, 128],
-                     "spatial_dims": 2, "n_input_channels": 1, "num_classes": n_classes}}
+            "args": {"block": "basic", "layers": [2, 2, 2, 2], "block_inplanes": [16, 32, 64, 128],
+                     "spatial_dims": 2, "n_input_channels": 1, "num_classes": n_classes, "conv1_t_stride": 2}}
 
 
-def train_classification(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *, image_size: int = 128,
+OOD_FILE = "ood.npz"
+OOD_PERCENTILE = 99.0
+
+
+def ood_reference(train_features: np.ndarray, val_features: np.ndarray, out: Path) -> dict:
+    """Mahalanobis distance of the network's pooled features to the training distribution
+    (mean, shrunk covariance), with the flag threshold at the validation 99th percentile."""
+    mean = train_features.mean(0)
+    cov = np.cov(train_features - mean, rowvar=False)
+    d = cov.shape[0]
+    cov = 0.9 * cov + 0.1 * np.trace(cov) / d * np.eye(d)  # shrinkage towards a scaled identity
+    precision = np.linalg.inv(cov)
+    dist = np.sqrt(np.einsum("ij,jk,ik->i", val_features - mean, precision, val_features - mean))
+    np.savez(out / OOD_FILE, mean=mean.astype(np.float32), precision=precision.astype(np.float32))
+    return {"method": "Mahalanobis distance of the pooled network features (the last layer's input) to the "
+                      "training images' mean, covariance shrunk 10% towards a scaled identity",
+            "file": OOD_FILE, "threshold": round(float(np.percentile(dist, OOD_PERCENTILE)), 4),
+            "rule": f"flagged out of distribution above the {OOD_PERCENTILE:g}th percentile of the validation images' distances",
+            "validation_median": round(float(np.median(dist)), 4)}
+
+
+def train_classification(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *, image_size: int = 224,
                          epochs: int = 30, batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
-                         max_minutes: float | None = None, patience: int = 6, val_fraction: float = 0.18,
-                         name: str = "pneumonia-cnn", version: str = "1.0", modality: str = "XR",
-                         limit_per_class: int | None = None, command: str | None = None,
+                         max_minutes: float | None = None, patience: int = 8, val_fraction: float = 0.15,
+                         test_fraction: float = 0.15, name: str = "pneumonia-cnn", version: str = "2.0",
+                         modality: str = "XR", limit_per_class: int | None = None, command: str | None = None,
+                         resume: bool = False, mask_text: bool = True,
                          progress: Callable[[str], None] = print) -> dict:
-    """Train, keep the best epoch by validation ROC AUC, write out_dir/model.pt + manifest.json.
-    Returns the manifest's metrics. max_minutes bounds the whole run (reading included): the
-    epoch running when it is reached is the last one. limit_per_class (tests) takes the first N
-    files of each class."""
+    """Train, keep the best epoch by validation ROC AUC, fit the temperature and choose the
+    threshold on validation, then measure the test split once; write out_dir/model.pt, ood.npz,
+    manifest.json and the ROC / reliability PNGs. Returns the manifest's metrics.
+
+    max_minutes is a hard budget for the whole run (reading and final evaluation included);
+    resume continues from out_dir/checkpoints/last.pt; limit_per_class (tests) takes the first
+    N files of each class."""
+    from medviewer.ai.backends.train_schedule import LAST, Budget
+
     started = time.monotonic()
     classes, items = discover_classes(data_dir)
     if limit_per_class:
         items = [it for c in range(len(classes)) for it in [x for x in items if x[1] == c][:limit_per_class]]
-    train_idx, val_idx = patient_split(items, val_fraction=val_fraction, seed=seed)
-    if not train_idx or not val_idx:
-        raise MedViewerError(f"{data_dir}: too few patients to split into training and validation")
+    train_idx, val_idx, test_idx = train_val_test_split(items, val_fraction, test_fraction, seed)
+    if not train_idx or not val_idx or not test_idx:
+        raise MedViewerError(f"{data_dir}: too few patients to split into training, validation and test")
     labels = np.array([label for _, label in items], dtype=np.int64)
-    progress(f"{len(items)} images in {len(classes)} classes ({', '.join(classes)}); "
-             f"{len(train_idx)} training, {len(val_idx)} validation (patient-wise, seed {seed})")
+    progress(f"{len(items)} images in {len(classes)} classes ({', '.join(classes)}); {len(train_idx)} training, "
+             f"{len(val_idx)} validation, {len(test_idx)} test (patient-wise, seed {seed})")
     colour: list[float] = []
-    images = load_images([p for p, _ in items], image_size, progress, colour=colour)
+    images = load_images([p for p, _ in items], image_size, progress, colour=colour, mask_text=mask_text)
     network = default_network(image_size, len(classes))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
 
-    from medviewer.ai.backends.classification_train import train_network
+    from medviewer.ai.backends.classification_train import penultimate_features, predict_logits, train_network
 
+    # what follows the loop: logits of validation + test + training features, about 3 validation passes
+    reserve = 3.0 * len(val_idx) / 150.0 + 5.0
+    budget = Budget(started, max_minutes, reserve_s=reserve)
     result = train_network(
         network, images[train_idx], labels[train_idx], images[val_idx], labels[val_idx],
         n_classes=len(classes), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience,
-        deadline=None if max_minutes is None else started + 60.0 * max_minutes,
-        checkpoint_path=str(Path(out_dir) / CHECKPOINT), progress=progress)
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+        budget=budget, checkpoint_path=str(out / CHECKPOINT), last_path=str(out / LAST), resume=resume,
+        progress=progress)
+    net = result["net"]
     weights = out / "model.pt"
     result["save"](weights)
-    discard_checkpoints(out)
-    prob = result["val_prob"]  # (n_val, n_classes) of the best epoch
-    val_labels = labels[val_idx]
     positive = len(classes) - 1
-    metrics = binary_metrics(val_labels == positive, prob[:, positive])
-    metrics.update({"positive_class": classes[positive], "n_train": len(train_idx), "n_val": len(val_idx),
-                    "n_val_per_class": {c: int((val_labels == i).sum()) for i, c in enumerate(classes)},
-                    "epochs_run": result["epochs_run"], "best_epoch": result["best_epoch"],
-                    "stopped": result["stopped"], "train_seconds": round(time.monotonic() - started, 1),
-                    "images_per_second": result["images_per_second"],
-                    "measured_on": "patient-wise validation split of the training data"})
+    val_logits = predict_logits(net, images[val_idx])
+    val_labels, test_labels = labels[val_idx], labels[test_idx]
+    temperature = fit_temperature(val_logits, val_labels)
+    val_raw = softmax(val_logits)[:, positive]
+    val_cal = softmax(val_logits, temperature)[:, positive]
+    threshold = youden_threshold(val_labels == positive, val_cal)
+    # the test split, once, with everything chosen on validation
+    test_logits = predict_logits(net, images[test_idx])
+    test_cal = softmax(test_logits, temperature)[:, positive]
+    fit_sample = np.asarray(train_idx)[np.random.default_rng(seed).permutation(len(train_idx))[:1500]]
+    ood = ood_reference(penultimate_features(net, images[np.sort(fit_sample)]),
+                        penultimate_features(net, images[val_idx]), out)
+    val_rel, test_rel = reliability(val_labels == positive, val_cal), reliability(test_labels == positive, test_cal)
+    metrics = {
+        "validation": {**binary_metrics_ci(val_labels == positive, val_cal, threshold, seed=seed),
+                       "ece": val_rel["ece"], "ece_before_calibration": reliability(val_labels == positive, val_raw)["ece"],
+                       "measured_on": "patient-wise validation split: it chose the epoch, the temperature "
+                                      "and the threshold, so these figures are optimistic"},
+        "test": {**binary_metrics_ci(test_labels == positive, test_cal, threshold, seed=seed),
+                 "ece": test_rel["ece"],
+                 "ece_before_calibration": reliability(test_labels == positive, softmax(test_logits)[:, positive])["ece"],
+                 "accuracy_at_0.5": binary_metrics_ci(test_labels == positive, test_cal, 0.5, n_boot=1, seed=seed)["accuracy"]["value"],
+                 "measured_on": "patient-wise test split of the training data, touched once after training; "
+                                "the official Kermany test split is not in this repository"},
+        "positive_class": classes[positive], "n_train": len(train_idx), "n_val": len(val_idx),
+        "n_test": len(test_idx),
+        "n_per_class": {s: {c: int((labels[idx] == i).sum()) for i, c in enumerate(classes)}
+                        for s, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))},
+        "epochs_run": result["epochs_run"], "best_epoch": result["best_epoch"], "stopped": result["stopped"],
+        "planned_epochs": result["planned_epochs"], "train_seconds": round(time.monotonic() - started, 1),
+        "images_per_second": result["images_per_second"], "confidence_intervals": "95%, stratified bootstrap "
+        "over images (2000 resamples, percentile)"}
+    if result["resumed_after_epoch"] is not None:  # the seconds of the interrupted run(s) count too
+        metrics["resumed_after_epoch"] = result["resumed_after_epoch"]
+        metrics["train_seconds"] = round(metrics["train_seconds"] + result["seconds_before_resume"], 1)
+    discard_checkpoints(out)
     if command is None:
         command = (f"python scripts/train_shipped_models.py --data {shlex.quote(str(data_dir))} --out "
                    f"{shlex.quote(str(out_dir))} --image-size {image_size} --epochs {epochs} --batch-size "
                    f"{batch_size} --lr {lr} --seed {seed}" + (f" --minutes {max_minutes:g}" if max_minutes else ""))
     manifest = {
         "name": name, "version": version, "task": "classification",
-        "description": "Paediatric chest X-ray: normal vs pneumonia (small 2D ResNet).",
+        "description": "Paediatric chest X-ray: normal vs pneumonia (2D ResNet-18 layout, 16-128 channels).",
         "input": {"modality": modality, "dims": 2, "channels": 1, "size": [image_size, image_size],
                   "normalisation": "zscore",
                   "preprocessing": "grey (ITU-R 601 luma), bilinear resize, uint8/255 to [0, 1] "
-                                   "(other types min-max), then z-score per image",
+                                   "(other types min-max), " + ("burned-in text masked, " if mask_text else "")
+                                   + "then z-score per image",
+                  **({"text_mask": TEXT_MASK} if mask_text else {}),
                   "intensity": colour_contract([colour[i] for i in train_idx], description=XRAY_DESCRIPTION,
                                                advice=XRAY_ADVICE, measured_on="training images (patient-wise "
-                                               "training side, not the validation images)")},
+                                               "training side, not the validation or test images)")},
         "outputs": {"classes": classes, "activation": "softmax"},
+        "calibration": {"method": "temperature scaling (softmax(logits / T))", "temperature": round(temperature, 4),
+                        "fitted_on": "validation split (negative log-likelihood)"},
+        "decision": {"threshold": round(threshold, 4), "positive_class": classes[positive],
+                     "rule": "Youden's J (sensitivity + specificity - 1) maximal on the validation split, "
+                             "calibrated probability of the positive class >= threshold"},
+        "ood": ood,
         "network": network, "weights": weights.name, "sha256": sha256_of(weights),
         "metrics": metrics,
+        "reliability": {"validation": val_rel, "test": test_rel},
         "training": {"data": DATA_SOURCE, "data_licence": DATA_LICENCE,
                      "data_classes": {c: int((labels == i).sum()) for i, c in enumerate(classes)},
-                     "split": f"patient-wise, stratified by class, {val_fraction:.0%} of each class's images "
-                              f"to validation, numpy default_rng seed {seed}",
+                     "split": f"patient-wise, stratified by class: {test_fraction:.0%} of each class's images to "
+                              f"test (numpy default_rng seed {seed}), then {val_fraction:.0%} to validation "
+                              f"(seed {seed + 1})",
                      "seed": seed, "image_size": image_size, "epochs_max": epochs, "batch_size": batch_size,
-                     "lr": lr, "optimiser": "AdamW (weight decay 1e-4), one-cycle LR (10% warm-up, cosine decay)",
+                     "lr": lr, "optimiser": "AdamW (weight decay 1e-4), half-epoch warm-up then cosine decay "
+                                            "over the epochs the time budget allows",
                      "loss": "class-weighted cross-entropy",
                      "class_weights": result["class_weights"], "patience": patience,
                      "augmentation": result["augmentation"],
-                     "early_stopping": "best validation ROC AUC, patience "
-                                       f"{patience} epochs",
+                     "early_stopping": f"best validation ROC AUC, patience {patience} epochs",
+                     "time_budget_minutes": max_minutes,
                      "software": result["software"], "command": command},
         "licence": "weights: CC BY 4.0 (trained on CC BY 4.0 data)",
         "intended_use": "research and demonstration, not for clinical use",
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    _roc_png(out / "roc.png", val_labels == positive, prob[:, positive], metrics["roc_auc"], name)
-    progress(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and manifest.json: "
-             + ", ".join(f"{k} {metrics[k]}" for k in ("accuracy", "sensitivity", "specificity", "roc_auc")))
+    _plots(out, name, val_labels == positive, val_cal, test_labels == positive, test_cal, metrics, val_rel, test_rel)
+    write_model_card(out)
+    v, s = metrics["validation"], metrics["test"]
+    progress(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB): threshold {threshold:.3f}, T {temperature:.3f}; "
+             f"validation AUC {v['roc_auc']['value']} acc {v['accuracy']['value']}; test AUC {s['roc_auc']['value']} "
+             f"{s['roc_auc']['ci95']} acc {s['accuracy']['value']} {s['accuracy']['ci95']}, ECE {s['ece']}")
     return metrics
 
 
-def _roc_png(path: Path, labels: np.ndarray, scores: np.ndarray, auc: float, name: str) -> None:
-    from medviewer.io.roc_png import write_roc_png
+def _plots(out: Path, name: str, val_y, val_p, test_y, test_p, metrics, val_rel, test_rel) -> None:
+    from medviewer.io.roc_png import write_reliability_png, write_roc_png
 
-    fpr, tpr = roc_curve(labels, scores)
-    write_roc_png(path, [{"label": f"{name} (validation)", "fpr": fpr.tolist(), "tpr": tpr.tolist(), "auc": auc}],
-                  title=f"ROC curve: {name}, validation split")
+    curves = []
+    for split, y, p in (("validation", val_y, val_p), ("test", test_y, test_p)):
+        fpr, tpr = roc_curve(y, p)
+        curves.append({"label": f"{name} ({split})", "fpr": fpr.tolist(), "tpr": tpr.tolist(),
+                       "auc": metrics[split]["roc_auc"]["value"]})
+    write_roc_png(out / "roc.png", curves, title=f"ROC curve: {name}, validation and test splits")
+    write_reliability_png(out / "reliability.png",
+                          [{"label": f"{split} (ECE {rel['ece']:.3f})",
+                            "predicted": [b["mean_predicted"] for b in rel["bins"]],
+                            "observed": [b["observed"] for b in rel["bins"]]}
+                           for split, rel in (("validation", val_rel), ("test", test_rel))],
+                          title=f"Reliability: {name}, calibrated probabilities")

@@ -158,69 +158,77 @@ def image_features(paths: list[str], extraction: dict, progress=None,
 
 
 def image_split(items: list[tuple[str, int]], n_classes: int, *, limit_per_class: int | None,
-                seed: int) -> tuple[list[int], list[int]]:
-    """(training, validation) indices: the patient-wise split, then up to limit_per_class images
-    of each class drawn from each side with the seed."""
-    from medviewer.ai.training.classification import patient_split
+                seed: int) -> tuple[list[int], list[int], list[int]]:
+    """(training, validation, test) indices: the patient-wise three-way split of the CNN
+    (training.classification.train_val_test_split), then up to limit_per_class images of each
+    class drawn from the training side with the seed (validation and test are kept whole)."""
+    from medviewer.ai.training.classification import train_val_test_split
 
-    train_idx, val_idx = patient_split(items, seed=seed)
+    train_idx, val_idx, test_idx = train_val_test_split(items, seed=seed)
+    if not limit_per_class:
+        return sorted(train_idx), sorted(val_idx), sorted(test_idx)
     rng = np.random.default_rng(seed)
-
-    def sample(indices):
-        if not limit_per_class:
-            return sorted(indices)
-        out = []
-        for k in range(n_classes):
-            members = [i for i in indices if items[i][1] == k]
-            out += rng.choice(members, size=min(limit_per_class, len(members)), replace=False).tolist()
-        return sorted(out)
-
-    return sample(train_idx), sample(val_idx)
+    out = []
+    for k in range(n_classes):
+        members = [i for i in train_idx if items[i][1] == k]
+        out += rng.choice(members, size=min(limit_per_class, len(members)), replace=False).tolist()
+    return sorted(out), sorted(val_idx), sorted(test_idx)
 
 
 def train_image_classifiers(data_dir: str | os.PathLike, out_root: str | os.PathLike, *,
-                            model_types=("svm", "random_forest"), limit_per_class: int | None = 1000,
-                            image_size: int = 128, bin_number: int = 32, folds: int = 5, seed: int = 0,
+                            model_types=("svm", "random_forest"), limit_per_class: int | None = None,
+                            image_size: int = 224, bin_number: int = 32, folds: int = 5, seed: int = 0,
                             prefix: str = "pneumonia", progress: Callable[[str], None] = print) -> dict:
     """Whole-image radiomics classifiers for a folder-per-class dataset; one model folder per type
-    (out_root/{prefix}-svm, ...), each with CV metrics and metrics on a patient-wise held-out split."""
+    (out_root/{prefix}-svm, ...). The grid search uses cross-validation on the training side; the
+    decision threshold is chosen on the patient-wise validation split (Youden's J); the test
+    split is measured once at the end. Every figure carries a bootstrap 95% interval."""
     from medviewer.ai.classical import comparison_table, fit_models, save_model
-    from medviewer.ai.training.classification import binary_metrics, discover_classes
+    from medviewer.ai.metrics import binary_metrics_ci, reliability, roc_curve, youden_threshold
+    from medviewer.ai.training.classification import discover_classes
     from medviewer.ai.training.contract import XRAY_ADVICE, XRAY_DESCRIPTION, colour_contract
-    from medviewer.io.roc_png import write_roc_png
+    from medviewer.ai.training.model_card import write_model_card
+    from medviewer.io.roc_png import write_reliability_png, write_roc_png
 
     started = time.monotonic()
     classes, items = discover_classes(data_dir)
-    train_idx, val_idx = image_split(items, len(classes), limit_per_class=limit_per_class, seed=seed)
+    train_idx, val_idx, test_idx = image_split(items, len(classes), limit_per_class=limit_per_class, seed=seed)
     extraction = {"region": "whole image", "image_size": image_size, "families": IMAGE_FAMILIES,
                   "aggregations": AGG_2D, "bin_number": bin_number,
                   "grey": "ITU-R 601 luma; bilinear resize; uint8/255 (others min-max) then x255; fixed bin number"}
-    progress(f"{len(train_idx)} training and {len(val_idx)} validation images (patient-wise split, seed {seed})")
+    progress(f"{len(train_idx)} training, {len(val_idx)} validation and {len(test_idx)} test images "
+             f"(patient-wise split, seed {seed})")
     colour: list[float] = []
     x_train, names = image_features([items[i][0] for i in train_idx], extraction, progress, colour=colour)
     x_val, _ = image_features([items[i][0] for i in val_idx], extraction, progress)
+    x_test, _ = image_features([items[i][0] for i in test_idx], extraction, progress)
     keep = np.isfinite(x_train).all(0) & np.isfinite(x_val).all(0) & (x_train.std(0) > 0)
-    x_train, x_val = x_train[:, keep], x_val[:, keep]
+    x_train, x_val, x_test = x_train[:, keep], x_val[:, keep], x_test[:, keep]
     names = [n for n, k in zip(names, keep) if k]
     y_train = np.array([items[i][1] for i in train_idx])
     y_val = np.array([items[i][1] for i in val_idx])
+    y_test = np.array([items[i][1] for i in test_idx])
     feature_seconds = time.monotonic() - started
     progress(f"{len(names)} features per image in {feature_seconds:.0f} s; grid search with {folds}-fold CV")
     results = fit_models(x_train, y_train, classes, model_types, folds=folds, seed=seed,
                          progress=lambda f, m: progress(m))
     progress(comparison_table(results))
     positive = len(classes) - 1
-    curves, saved = [], {}
+    curves, saved, rel_curves = [], {}, {}
     for kind, r in results.items():
-        prob = r["estimator"].predict_proba(x_val)
-        val = binary_metrics(y_val == positive, prob[:, positive])
+        val_p = r["estimator"].predict_proba(x_val)[:, positive]
+        test_p = r["estimator"].predict_proba(x_test)[:, positive]
+        threshold = youden_threshold(y_val == positive, val_p)
+        val_rel, test_rel = reliability(y_val == positive, val_p), reliability(y_test == positive, test_p)
         suffix = {"svm": "svm", "random_forest": "rf"}.get(kind, kind.replace("_", "-"))
         name = f"{prefix}-{suffix}"
         manifest = save_model(
             r, Path(out_root) / name, name=name, kind=kind, classes=classes, feature_names=names,
             extraction=extraction, modality="XR", dims=2,
             training={"data": f"{data_dir} (official training split; patient-wise {len(train_idx)} training / "
-                              f"{len(val_idx)} validation images, seed {seed})",
+                              f"{len(val_idx)} validation / {len(test_idx)} test images, seed {seed})",
+                      "split": "patient-wise, stratified by class: 15% test (seed), then 15% validation "
+                               "(seed + 1), as the CNN's (training.classification.train_val_test_split)",
                       "hardware": "CPU", "seconds": round(time.monotonic() - started, 1),
                       "command": f"python scripts/train_shipped_models.py --task radiomics --data {data_dir}"},
             description=f"{r['title']} on IBSI radiomics features of the whole chest X-ray "
@@ -228,19 +236,40 @@ def train_image_classifiers(data_dir: str | os.PathLike, out_root: str | os.Path
             n_examples=len(y_train))
         manifest["input"]["intensity"] = colour_contract(
             colour, description=XRAY_DESCRIPTION, advice=XRAY_ADVICE,
-            measured_on="training images (patient-wise training side, not the validation images)")
-        manifest["metrics"].update({f"val_{k}": v for k, v in val.items()})
-        manifest["metrics"]["val_measured_on"] = (f"patient-wise held-out validation split ({len(y_val)} images) "
-                                                  "of the official training data")
+            measured_on="training images (patient-wise training side, not the validation or test images)")
+        manifest["decision"] = {"threshold": round(threshold, 4), "positive_class": classes[positive],
+                                "rule": "Youden's J (sensitivity + specificity - 1) maximal on the validation "
+                                        "split, probability of the positive class >= threshold"}
+        manifest["calibration"] = {"method": "the estimator's own probabilities (SVM: Platt scaling fitted by "
+                                             "scikit-learn's internal cross-validation; random forest: vote "
+                                             "fractions); ECE measured, no further scaling",
+                                   "fitted_on": "training side"}
+        manifest["metrics"]["validation"] = {
+            **binary_metrics_ci(y_val == positive, val_p, threshold, seed=seed), "ece": val_rel["ece"],
+            "measured_on": "patient-wise validation split: it chose the threshold (the grid search used "
+                           "cross-validation on the training side)"}
+        manifest["metrics"]["test"] = {
+            **binary_metrics_ci(y_test == positive, test_p, threshold, seed=seed), "ece": test_rel["ece"],
+            "measured_on": "patient-wise test split of the training data, touched once after training; "
+                           "the official Kermany test split is not in this repository"}
+        manifest["metrics"]["confidence_intervals"] = "95%, stratified bootstrap over images (2000 resamples)"
+        manifest["reliability"] = {"validation": val_rel, "test": test_rel}
         (Path(out_root) / name / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
         saved[name] = manifest["metrics"]
-        from medviewer.ai.training.classification import roc_curve
-
-        fpr, tpr = roc_curve(y_val == positive, prob[:, positive])
-        curves.append({"label": f"{name} (validation)", "fpr": fpr.tolist(), "tpr": tpr.tolist(),
-                       "auc": val["roc_auc"]})
-        progress(f"{name}: CV AUC {r['cv_auc']:.4f}; validation AUC {val['roc_auc']:.4f}, accuracy "
-                 f"{val['accuracy']:.4f}")
+        for split, y, prob in (("validation", y_val, val_p), ("test", y_test, test_p)):
+            fpr, tpr = roc_curve(y == positive, prob)
+            curves.append({"label": f"{name} ({split})", "fpr": fpr.tolist(), "tpr": tpr.tolist(),
+                           "auc": manifest["metrics"][split]["roc_auc"]["value"]})
+        rel_curves[name] = [{"label": f"{split} (ECE {rel['ece']:.3f})",
+                             "predicted": [b["mean_predicted"] for b in rel["bins"]],
+                             "observed": [b["observed"] for b in rel["bins"]]}
+                            for split, rel in (("validation", val_rel), ("test", test_rel))]
+        v, s = manifest["metrics"]["validation"], manifest["metrics"]["test"]
+        progress(f"{name}: CV AUC {r['cv_auc']:.4f}; threshold {threshold:.3f}; validation AUC {v['roc_auc']['value']}, "
+                 f"test AUC {s['roc_auc']['value']} {s['roc_auc']['ci95']}, accuracy {s['accuracy']['value']}")
     for name in saved:
-        write_roc_png(Path(out_root) / name / "roc.png", curves, title="ROC, patient-wise validation split")
+        write_reliability_png(Path(out_root) / name / "reliability.png", rel_curves[name],
+                              title=f"Reliability: {name}")
+        write_roc_png(Path(out_root) / name / "roc.png", curves, title="ROC, patient-wise validation and test splits")
+        write_model_card(Path(out_root) / name)
     return saved

@@ -24,14 +24,17 @@ from typing import Callable
 import numpy as np
 
 from medviewer.ai.inference import physical_extent
+from medviewer.ai.metrics import bootstrap_ci, dice, hausdorff95, voxel_prf, with_ci
+from medviewer.ai.preprocess import centre_pad_crop, normalise_zscore_nonzero
 from medviewer.ai.registry import sha256_of
 from medviewer.ai.training.contract import extent_contract
+from medviewer.ai.training.model_card import write_model_card
 from medviewer.ai.training.checkpoints import CHECKPOINT, discard_checkpoints
 from medviewer.core.errors import MedViewerError
 
 DATA_SOURCE = "Medical Segmentation Decathlon Task04 Hippocampus (Simpson et al. 2019), a subset"
 DATA_LICENCE = "CC BY-SA 4.0"
-TRAINING_SIDE = "training-side cases of the split (not the validation cases)"
+TRAINING_SIDE = "training-side cases of the split (not the validation or test cases)"
 DEFAULT_LABELS = {"1": {"name": "anterior", "colour": [255, 80, 80]},
                   "2": {"name": "posterior", "colour": [80, 160, 255]}}
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -66,34 +69,13 @@ def case_split(n: int, val_fraction: float = 0.15, seed: int = 0) -> tuple[list[
     return sorted(int(i) for i in order[n_val:]), sorted(int(i) for i in order[:n_val])
 
 
-def normalise_zscore_nonzero(data: np.ndarray) -> np.ndarray:
-    """float32 z-score over the nonzero voxels; zero voxels stay 0 (MONAI NormalizeIntensity nonzero)."""
-    a = np.asarray(data, dtype=np.float32)
-    mask = a != 0
-    if not mask.any():
-        return np.zeros_like(a)
-    vals = a[mask]
-    std = float(vals.std())
-    out = np.zeros_like(a)
-    out[mask] = (vals - float(vals.mean())) / (std if std > 1e-6 else 1.0)
-    return out
-
-
-def centre_pad_crop(a: np.ndarray, size: tuple[int, ...], value: float = 0) -> tuple[np.ndarray, tuple]:
-    """`a` centre padded (with value) and/or cropped to `size`; returns (out, (pads, crops)) that
-    `uncrop` inverts for the region the input covered."""
-    pads, crops = [], []
-    for n, s in zip(a.shape, size):
-        if n <= s:
-            before = (s - n) // 2
-            pads.append((before, s - n - before))
-            crops.append(slice(0, n))
-        else:
-            start = (n - s) // 2
-            pads.append((0, 0))
-            crops.append(slice(start, start + s))
-    out = np.pad(a[tuple(crops)], pads, mode="constant", constant_values=value)
-    return out, (pads, crops)
+def case_split_three(n: int, val_fraction: float = 0.10, test_fraction: float = 0.15, seed: int = 0,
+                     ) -> tuple[list[int], list[int], list[int]]:
+    """Indices (train, validation, test) of n cases: test drawn first (seed), then validation
+    from the rest (seed + 1)."""
+    rest, test = case_split(n, test_fraction, seed)
+    sub_train, sub_val = case_split(len(rest), val_fraction / (1 - test_fraction), seed + 1)
+    return sorted(rest[i] for i in sub_train), sorted(rest[i] for i in sub_val), test
 
 
 def load_case(image_path: str, label_path: str | None, size: tuple[int, int, int]):
@@ -113,71 +95,56 @@ def load_case(image_path: str, label_path: str | None, size: tuple[int, int, int
     return x, y, vol
 
 
-# --- metrics --------------------------------------------------------------------------------
-def dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Dice of two boolean masks; 1.0 when both are empty."""
-    p, t = np.asarray(pred, bool), np.asarray(truth, bool)
-    denom = int(p.sum()) + int(t.sum())
-    return 1.0 if denom == 0 else 2.0 * int((p & t).sum()) / denom
-
-
-def _surface(mask: np.ndarray) -> np.ndarray:
-    from scipy.ndimage import binary_erosion
-
-    return mask & ~binary_erosion(mask, structure=np.ones((3,) * mask.ndim, bool), border_value=0)
-
-
-def hausdorff95(pred: np.ndarray, truth: np.ndarray, spacing_zyx=(1.0, 1.0, 1.0)) -> float:
-    """Symmetric 95th-percentile Hausdorff distance (mm) between the surfaces of two masks:
-    max of the two directed 95th percentiles of surface-voxel to surface distances (as MONAI's
-    compute_hausdorff_distance, percentile=95). 0.0 when both are empty, nan when one is."""
-    from scipy.ndimage import distance_transform_edt
-
-    p, t = np.asarray(pred, bool), np.asarray(truth, bool)
-    if not p.any() and not t.any():
-        return 0.0
-    if not p.any() or not t.any():
-        return float("nan")
-    sp, st = _surface(p), _surface(t)
-    sampling = [float(s) for s in spacing_zyx][: p.ndim]
-    to_t = distance_transform_edt(~st, sampling=sampling)
-    to_p = distance_transform_edt(~sp, sampling=sampling)
-    return float(max(np.percentile(to_t[sp], 95), np.percentile(to_p[st], 95)))
-
-
-def label_metrics(preds: list[np.ndarray], truths: list[np.ndarray], labels: list[int],
-                  spacings_zyx: list | None = None) -> dict:
-    """Mean over cases of Dice and HD95 per label, plus the mean over labels."""
+def case_metrics(preds: list[np.ndarray], truths: list[np.ndarray], labels: list[int],
+                 spacings_zyx: list | None = None, seed: int = 0) -> dict:
+    """Per label: Dice, HD95 (mm), voxel-wise precision / recall / F1, each the mean over cases
+    with a 95% bootstrap interval over cases; and the mean Dice over labels (with its interval)."""
     spacings_zyx = spacings_zyx or [(1.0, 1.0, 1.0)] * len(preds)
-    out: dict = {"dice": {}, "hd95_mm": {}}
+    out: dict = {"per_label": {}, "n_cases": len(preds)}
+    per_case_mean = np.zeros(len(preds))
     for lab in labels:
-        d = [dice(p == lab, t == lab) for p, t in zip(preds, truths)]
-        h = [hausdorff95(p == lab, t == lab, s) for p, t, s in zip(preds, truths, spacings_zyx)]
-        h = [v for v in h if np.isfinite(v)]
-        out["dice"][str(lab)] = round(float(np.mean(d)), 4) if d else float("nan")
-        out["hd95_mm"][str(lab)] = round(float(np.mean(h)), 3) if h else float("nan")
-    out["dice"]["mean"] = round(float(np.mean([out["dice"][str(lab)] for lab in labels])), 4)
-    out["hd95_mm"]["mean"] = round(float(np.mean([out["hd95_mm"][str(lab)] for lab in labels])), 3)
+        rows = {"dice": [], "hd95_mm": [], "precision": [], "recall": [], "f1": []}
+        for p, t, s in zip(preds, truths, spacings_zyx):
+            rows["dice"].append(dice(p == lab, t == lab))
+            rows["hd95_mm"].append(hausdorff95(p == lab, t == lab, s))
+            prf = voxel_prf(p == lab, t == lab)
+            for k in ("precision", "recall", "f1"):
+                rows[k].append(prf[k])
+        per_case_mean += np.array(rows["dice"]) / len(labels)
+        entry = {}
+        for k, v in rows.items():
+            v = np.array(v, np.float64)
+            v = v[np.isfinite(v)]
+            entry[k] = with_ci(v.mean() if len(v) else float("nan"), bootstrap_ci(np.mean, v, seed=seed),
+                               3 if k == "hd95_mm" else 4)
+        out["per_label"][str(lab)] = entry
+    out["mean_dice"] = with_ci(per_case_mean.mean(), bootstrap_ci(np.mean, per_case_mean, seed=seed))
+    out["per_case_mean_dice"] = [round(float(v), 4) for v in per_case_mean]
     return out
 
 
 def default_network(n_labels: int = 3) -> dict:
     return {"class": "monai.networks.nets.UNet",
             "args": {"spatial_dims": 3, "in_channels": 1, "out_channels": n_labels,
-                     "channels": [8, 16, 32, 64], "strides": [2, 2, 2], "num_res_units": 1,
-                     "norm": "batch"}}
+                     "channels": [16, 32, 64, 128], "strides": [2, 2, 2], "num_res_units": 2,
+                     "norm": "instance"}}
 
 
 # --- training -------------------------------------------------------------------------------
 def train_segmentation(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-                       size: tuple[int, int, int] = (48, 64, 48), epochs: int = 200,
+                       size: tuple[int, int, int] = (48, 64, 48), epochs: int = 300,
                        minutes: float | None = None, batch_size: int = 4, lr: float = 3e-3, seed: int = 0,
-                       patience: int = 15, val_fraction: float = 0.15, limit: int | None = None,
-                       name: str = "hippocampus-unet", version: str = "1.0", modality: str = "MR",
-                       command: str | None = None, progress: Callable[[str], None] = print) -> dict:
-    """Train, keep the epoch with the best validation mean Dice, write out_dir/model.pt and
-    manifest.json; returns the manifest's metrics. `minutes` bounds the whole run (reading
-    included); `limit` (tests) takes the first N cases. size is (z, y, x), each divisible by 16."""
+                       patience: int = 40, val_fraction: float = 0.10, test_fraction: float = 0.15,
+                       limit: int | None = None, name: str = "hippocampus-unet", version: str = "2.0",
+                       modality: str = "MR", command: str | None = None, resume: bool = False,
+                       progress: Callable[[str], None] = print) -> dict:
+    """Train, keep the epoch with the best validation mean Dice, then measure validation and the
+    test split (once) with x-mirroring test-time augmentation; write out_dir/model.pt and
+    manifest.json; returns the manifest's metrics. `minutes` is a hard budget for the whole run
+    (reading and final evaluation included); resume continues from checkpoints/last.pt; `limit`
+    (tests) takes the first N cases. size is (z, y, x), each divisible by 16."""
+    from medviewer.ai.backends.train_schedule import LAST, Budget
+
     started = time.monotonic()
     size = tuple(int(s) for s in size)
     if len(size) != 3 or any(s % 16 for s in size):
@@ -185,9 +152,9 @@ def train_segmentation(data_dir: str | os.PathLike, out_dir: str | os.PathLike, 
     cases = discover_cases(data_dir)
     if limit:
         cases = cases[:limit]
-    train_idx, val_idx = case_split(len(cases), val_fraction, seed)
-    if not train_idx or not val_idx:
-        raise MedViewerError(f"{data_dir}: too few cases to split into training and validation")
+    train_idx, val_idx, test_idx = case_split_three(len(cases), val_fraction, test_fraction, seed)
+    if not train_idx or not val_idx or not test_idx:
+        raise MedViewerError(f"{data_dir}: too few cases to split into training, validation and test")
     label_names = dict(DEFAULT_LABELS)
     ds = Path(data_dir) / "dataset.json"
     if ds.is_file():
@@ -198,8 +165,8 @@ def train_segmentation(data_dir: str | os.PathLike, out_dir: str | os.PathLike, 
                     label_names[k] = dict(label_names[k], name=v)
         except (OSError, ValueError):
             pass
-    progress(f"{len(cases)} cases; {len(train_idx)} training, {len(val_idx)} validation (by case, seed {seed}); "
-             f"size (z,y,x) {size}")
+    progress(f"{len(cases)} cases; {len(train_idx)} training, {len(val_idx)} validation, {len(test_idx)} test "
+             f"(by case, seed {seed}); size (z,y,x) {size}")
     xs, ys, raw_shapes, spacings, directions, extents = [], [], [], [], [], []
     for _, img, lab in cases:
         x, y, vol = load_case(img, lab, size)
@@ -217,34 +184,50 @@ def train_segmentation(data_dir: str | os.PathLike, out_dir: str | os.PathLike, 
     images, targets = np.stack(xs), np.stack(ys)
     labels = sorted(int(k) for k in label_names)
     network = default_network(len(labels) + 1)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
 
-    from medviewer.ai.backends.segmentation_train import train_network
+    from medviewer.ai.backends.segmentation_train import TTA, predict_labels, train_network
 
     def val_score(pred: np.ndarray, truth: np.ndarray) -> float:
         return float(np.mean([np.mean([dice(p == lab, t == lab) for lab in labels])
                               for p, t in zip(pred, truth)]))
 
+    reserve = 4.0 * len(val_idx) + 4.0 * len(test_idx) + 10.0  # mirrored prediction + metrics per case
     result = train_network(network, images[train_idx], targets[train_idx], images[val_idx], targets[val_idx],
                            epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience,
-                           deadline=None if minutes is None else started + 60.0 * minutes,
-                           score=val_score, checkpoint_path=str(Path(out_dir) / CHECKPOINT),
+                           budget=Budget(started, minutes, reserve_s=reserve), score=val_score,
+                           checkpoint_path=str(out / CHECKPOINT), last_path=str(out / LAST), resume=resume,
                            progress=progress)
-    # metrics on each validation case's own grid (padding removed)
-    preds, truths = [], []
-    for k, i in enumerate(val_idx):
-        _, (pads, crops) = centre_pad_crop(np.zeros(raw_shapes[i], np.uint8), size)
-        inner = tuple(slice(b, s - a) for (b, a), s in zip(pads, size))
-        preds.append(result["val_pred"][k][inner])
-        truths.append(targets[i][inner])
-    metrics = label_metrics(preds, truths, labels)
-    metrics.update({"labels": {str(lab): label_names[str(lab)]["name"] for lab in labels},
-                    "n_train": len(train_idx), "n_val": len(val_idx), "epochs": result["epochs_run"],
-                    "best_epoch": result["best_epoch"], "stopped": result["stopped"],
-                    "train_seconds": round(time.monotonic() - started, 1),
-                    "measured_on": "validation cases (split by case) at the training resolution, "
-                                   "Dice/HD95 per case then averaged; HD95 with scipy distance transforms"})
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    net = result["net"]
+
+    def measured(idx: list[int]) -> dict:
+        """Metrics on each case's own grid (padding removed), with test-time mirroring."""
+        pred = predict_labels(net, images[idx], mirror=True)
+        preds, truths, sp = [], [], []
+        for k, i in enumerate(idx):
+            _, (pads, _crops) = centre_pad_crop(np.zeros(raw_shapes[i], np.uint8), size)
+            inner = tuple(slice(b, s - a) for (b, a), s in zip(pads, size))
+            preds.append(pred[k][inner])
+            truths.append(targets[i][inner])
+            sp.append(tuple(reversed(spacings[i])))
+        return case_metrics(preds, truths, labels, sp, seed=seed)
+
+    val_m, test_m = measured(val_idx), measured(test_idx)
+    val_m["measured_on"] = ("validation cases (split by case): they chose the epoch, so this figure is optimistic; "
+                            "x-mirroring test-time augmentation, each case on its own grid")
+    test_m["measured_on"] = ("test cases (split by case), touched once after training; x-mirroring test-time "
+                             "augmentation, each case on its own grid; the Decathlon's held-out cases are not here")
+    metrics = {"validation": val_m, "test": test_m,
+               "labels": {str(lab): label_names[str(lab)]["name"] for lab in labels},
+               "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx),
+               "epochs": result["epochs_run"], "best_epoch": result["best_epoch"], "stopped": result["stopped"],
+               "planned_epochs": result["planned_epochs"], "train_seconds": round(time.monotonic() - started, 1),
+               "confidence_intervals": "95%, bootstrap over cases (2000 resamples, percentile)",
+               "hd95": "symmetric 95th-percentile surface distance in mm (scipy distance transforms)"}
+    if result["resumed_after_epoch"] is not None:  # the seconds of the interrupted run(s) count too
+        metrics["resumed_after_epoch"] = result["resumed_after_epoch"]
+        metrics["train_seconds"] = round(metrics["train_seconds"] + result["seconds_before_resume"], 1)
     weights = out / "model.pt"
     result["save"](weights)
     discard_checkpoints(out)
@@ -254,7 +237,8 @@ def train_segmentation(data_dir: str | os.PathLike, out_dir: str | os.PathLike, 
                    f"--seed {seed}" + (f" --minutes {minutes:g}" if minutes else ""))
     manifest = {
         "name": name, "version": version, "task": "segmentation",
-        "description": "Hippocampus (anterior and posterior parts) in cropped T1 MRI, small 3D MONAI UNet.",
+        "description": "Hippocampus (anterior and posterior parts) in cropped T1 MRI, 3D MONAI UNet "
+                       "(16-128 channels, two residual units per level).",
         "input": {"modality": modality, "dims": 3, "channels": 1, "spacing": train_spacing,
                   "spacing_axes": "x,y,z mm", "direction": train_direction, "size": list(size),
                   "size_axes": "z,y,x", "normalisation": "zscore-nonzero",
@@ -263,21 +247,26 @@ def train_segmentation(data_dir: str | os.PathLike, out_dir: str | os.PathLike, 
                   "extent_mm": extent_contract([extents[i] for i in train_idx], description=EXTENT_DESCRIPTION,
                                                advice=EXTENT_ADVICE, measured_on=TRAINING_SIDE)},
         "outputs": {"labels": {str(lab): label_names[str(lab)] for lab in labels}, "activation": "softmax"},
+        "test_time_augmentation": {"mirror_axes": ["x"], "description": TTA},
         "network": network, "weights": weights.name, "sha256": sha256_of(weights),
         "metrics": metrics,
         "training": {"source": DATA_SOURCE, "licence": DATA_LICENCE, "n_cases": len(cases),
-                     "split": f"by case (one file = one patient), {val_fraction:.0%} to validation, "
-                              f"numpy default_rng seed {seed}",
-                     "val_cases": [cases[i][0] for i in val_idx], "seed": seed, "size": list(size),
+                     "split": f"by case (one file = one patient): {test_fraction:.0%} to test (numpy default_rng "
+                              f"seed {seed}), then {val_fraction:.0%} of all cases to validation (seed {seed + 1})",
+                     "val_cases": [cases[i][0] for i in val_idx], "test_cases": [cases[i][0] for i in test_idx],
+                     "seed": seed, "size": list(size), "patch": "random 40x56x40 crops of the padded volume",
                      "epochs_max": epochs, "batch_size": batch_size, "lr": lr,
-                     "optimiser": "AdamW (weight decay 1e-4), one-cycle LR", "loss": "MONAI DiceCELoss",
-                     "augmentation": result["augmentation"], "patience": patience,
+                     "optimiser": "AdamW (weight decay 1e-4), one-epoch warm-up then cosine decay over the epochs "
+                                  "the time budget allows",
+                     "loss": "MONAI DiceCELoss", "augmentation": result["augmentation"], "patience": patience,
                      "early_stopping": f"best validation mean Dice, patience {patience} epochs",
+                     "time_budget_minutes": minutes,
                      "software": result["software"], "command": command},
         "licence": "weights: CC BY-SA 4.0 (trained on CC BY-SA 4.0 data)",
         "intended_use": "research and demonstration, not for clinical use",
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    progress(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and manifest.json: "
-             f"Dice {metrics['dice']}, HD95 mm {metrics['hd95_mm']}")
+    write_model_card(out)
+    progress(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB): validation mean Dice "
+             f"{val_m['mean_dice']}, test mean Dice {test_m['mean_dice']}")
     return metrics
