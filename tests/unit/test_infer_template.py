@@ -299,9 +299,11 @@ def test_inference_does_not_import_training_code():
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-def test_ood_features_of_an_exported_network_equal_the_eager_ones(tmp_path, xray, monkeypatch):
-    """A traced network (what an export loads) runs no forward hooks: the features then come from an
-    eager copy with its weights, and the result is the same as with the eager network."""
+def test_a_torchscript_export_gives_the_same_classification_and_ood_distance(tmp_path, xray, monkeypatch):
+    """The loaded network may be the TorchScript export (ai.backends.export): its logits and pooled
+    features come from one call of its logits_and_features, and the result equals the eager one."""
+    from medviewer.ai.backends.export import export_torchscript
+    from medviewer.ai.backends.torch_loader import jit_load
     from medviewer.ai.tasks import base
     from medviewer.ai.tasks.classification import Classification, classifier_input
 
@@ -311,8 +313,10 @@ def test_ood_features_of_an_exported_network_equal_the_eager_ones(tmp_path, xray
     np.savez(tmp_path / "m" / "ood.npz", mean=np.zeros(16, np.float32), precision=np.eye(16, dtype=np.float32))
     eager = Classification(spec, tta=2)(xray, "cpu")
     assert eager.ood_distance == pytest.approx(float(np.linalg.norm(features[0])), rel=1e-4)
-    traced = torch.jit.trace(net, torch.from_numpy(np.repeat(x, 3, 0)))
-    monkeypatch.setattr(base, "network", lambda spec, device: traced)
-    exported = Classification(spec, tta=2)(xray, "cpu")
+    scripted = jit_load(export_torchscript(tmp_path / "m"))
+    assert isinstance(scripted, torch.jit.ScriptModule)
+    monkeypatch.setattr(base, "network", lambda spec, device: scripted)
+    exported = Classification(read_manifest(tmp_path / "m"), tta=2)(xray, "cpu")
     assert exported.ood_distance == pytest.approx(eager.ood_distance, rel=1e-5)
     assert exported.probabilities == pytest.approx(eager.probabilities, abs=1e-6)
+    assert exported.interval == pytest.approx(eager.interval, abs=1e-6)

@@ -6,7 +6,8 @@ pre: the X-ray as the network was trained on it (classifier_input: grey, resized
   [0, 1]; burned-in text masked when the manifest has input.text_mask; z-scored per image), plus
   `tta` perturbed variants of it (ai.tasks.trust.xray_variants; 0 = none);
 predict: one batch through the network; with an `ood` block in the manifest, the pooled features
-  the last layer (net.fc) sees are captured on the way;
+  the last layer (net.fc) sees come with the logits from the same pass
+  (ai.backends.torch_loader.logits_and_features: eager network or TorchScript export);
 post: calibrated probabilities (manifest calibration.temperature), the decision at the manifest's
   threshold, the interval over the variants and the "uncertain" flag (ai.tasks.decision), and the
   out-of-distribution distance and flag (ai.tasks.trust.OODReference).
@@ -21,8 +22,6 @@ from medviewer.ai.tasks.base import InferTask, Run
 from medviewer.ai.tasks.decision import classification_result, temperature_of
 from medviewer.ai.tasks.results import ClassificationResult
 from medviewer.ai.tasks.trust import TTA_VARIANTS, OODReference, xray_variants
-
-_eager_cache: dict[tuple[str, str], tuple[object, object]] = {}  # (folder, device) -> (loaded, eager copy)
 
 
 def input_size(spec) -> int:
@@ -59,26 +58,15 @@ class Classification(InferTask):
     def predict(self, run: Run, batch: np.ndarray, device: str, window):
         import torch
 
+        from medviewer.ai.backends.torch_loader import logits_and_features
+
         net = self.network(run, device)
         want = OODReference.of(self.spec) is not None
         with torch.inference_mode():
             x = torch.from_numpy(batch).to(device)
             with torch.autocast(device_type="cuda", enabled=device.startswith("cuda")):
-                logits, features = logits_and_features(net, x, want, lambda: self._eager(run, device))
-        return logits.float().cpu().numpy(), None if features is None else features.float().cpu().numpy()
-
-    def _eager(self, run: Run, device: str):
-        """The network as an eager module (for its features when the loaded one is exported),
-        built once per loaded network, with the loaded network's weights."""
-        from medviewer.ai.backends.torch_loader import build_network
-
-        loaded = self.network(run, device)
-        cached = _eager_cache.get((str(self.spec.folder), device))
-        if cached is None or cached[0] is not loaded:
-            eager = build_network(self.spec)
-            eager.load_state_dict(loaded.state_dict())
-            cached = _eager_cache[(str(self.spec.folder), device)] = (loaded, eager.to(device).eval())
-        return cached[1]
+                logits, features = logits_and_features(net, x) if want else (net(x), None)
+        return logits.float().cpu().numpy(), None if features is None else features.float().flatten(1).cpu().numpy()
 
     def post(self, run: Run, out) -> ClassificationResult:
         logits, features = out
@@ -91,29 +79,3 @@ class Classification(InferTask):
             result.out_of_distribution = result.ood_distance > reference.threshold
         return result
 
-
-def logits_and_features(net, x, want_features: bool, eager=None):
-    """(logits, pooled features or None) of a batch: the features are the input of net.fc,
-    captured by a forward hook on one pass (what training's penultimate_features computes with
-    net.fc replaced by Identity). A network that returns (logits, features) itself is used as is;
-    where the hook cannot fire (a traced network), `eager()` gives an eager copy that can."""
-    if not want_features:
-        out = net(x)
-        return (out[0] if isinstance(out, (tuple, list)) else out), None
-    seen = []
-    fc = getattr(net, "fc", None)
-    handle = fc.register_forward_hook(lambda m, inputs, output: seen.append(inputs[0])) if fc is not None else None
-    try:
-        out = net(x)
-    finally:
-        if handle is not None:
-            handle.remove()
-    if isinstance(out, (tuple, list)):
-        return out[0], out[1]
-    if seen:
-        return out, seen[-1].flatten(1)
-    if eager is None:
-        from medviewer.core.errors import MedViewerError
-
-        raise MedViewerError("the network does not show the features its out-of-distribution check needs")
-    return logits_and_features(eager(), x, True)
