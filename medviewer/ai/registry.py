@@ -260,9 +260,10 @@ def model_dirs(extra: list[str] | None = None) -> list[tuple[Path, str]]:
     return dirs
 
 
-def discover_models(extra: list[str] | None = None) -> list[ModelEntry]:
+def discover_models(extra: list[str] | None = None, name: str | None = None) -> list[ModelEntry]:
     """Every model folder found, available or with the reason it is not. A folder holding a
-    manifest is a model; otherwise its subfolders are looked at."""
+    manifest is a model; otherwise its subfolders are looked at. With `name`, only the models of
+    that name (find_model: the other models' weights are not looked at)."""
     entries: list[ModelEntry] = []
     for root, source in model_dirs(extra):
         if not root.is_dir():
@@ -273,18 +274,21 @@ def discover_models(extra: list[str] | None = None) -> list[ModelEntry]:
             entry = ModelEntry(folder=folder, source=source)
             try:
                 entry.spec = read_manifest(folder)
+                if name is not None and entry.spec.name != name:
+                    continue
                 entry.reason = check_weights(entry.spec)
             except ManifestError as exc:
                 entry.reason = str(exc)
             except OSError as exc:
                 entry.reason = shown(f"{folder}: {exc}", 300)
-            entries.append(entry)
+            if name is None or entry.name == name:
+                entries.append(entry)
     return entries
 
 
 def find_model(name: str, extra: list[str] | None = None) -> ModelEntry:
     """The available model with this name (the last found wins: user folders override built-ins)."""
-    matches = [e for e in discover_models(extra) if e.name == name]
+    matches = discover_models(extra, name=name)
     if not matches:
         raise MedViewerError(f"no model named {name!r}; `medviewer models` lists them")
     usable = [e for e in matches if e.available]

@@ -7,7 +7,8 @@ from the click to the result on screen and the longest gaps of a 5 ms timer (the
 VARIANT: "process" -- what medviewer does: the service in its own process, warmed after the window
 is shown (MainWindow.warm_ai_backend, as app.run_viewer calls it); "thread" -- the service in this
 process, warmed by a thread that imports torch and runs the model once after the window is shown;
-"cold" -- the service in this process, nothing warmed (the first Run imports torch and loads).
+"cold" -- the service in this process, nothing warmed (the first Run imports torch and loads);
+"idle" -- no run at all, the window probed as long (the baseline of its stalls).
 """
 from __future__ import annotations
 
@@ -63,6 +64,12 @@ def main(variant: str, model: str, image: str, click_after: float) -> None:
         QtCore.QTimer.singleShot(0, lambda: threading.Thread(target=warm, daemon=True).start())
     while time.perf_counter() - shown < click_after:
         app.processEvents(QtCore.QEventLoop.AllEvents, 5)
+    if variant == "idle":  # the window alone, for as long as a run takes: the baseline of the stalls
+        while time.perf_counter() - shown < click_after + 2.0:
+            app.processEvents(QtCore.QEventLoop.AllEvents, 5)
+        print(json.dumps({"variant": variant, "max_stall_ms": max(g for _, g in gaps[1:]),
+                          "torch_in_gui": "torch" in sys.modules}), flush=True)
+        return
     assert win.ai_panel.select_model(model), f"{model} is not selectable here"
     shown_runs: list = []
     win.ai_panel.result_shown.connect(lambda run: shown_runs.append(time.perf_counter()))
