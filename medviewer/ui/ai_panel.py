@@ -60,12 +60,24 @@ def _card(spec) -> str:
     for key, value in metrics.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             shown.append(f"{html.escape(key)} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
-        elif isinstance(value, dict) and all(isinstance(v, (int, float)) for v in value.values()):
+        elif isinstance(value, dict) and value and all(isinstance(v, (int, float)) for v in value.values()):
             shown.append(f"{html.escape(key)} " + ", ".join(f"{k} {v:.3g}" for k, v in value.items()))
     if shown:
         rows.append("<i>Measured:</i> " + "; ".join(shown[:8]))
     if metrics.get("measured_on"):
         rows.append(f"<i>On:</i> {html.escape(str(metrics['measured_on']))}")
+    for split in ("validation", "test"):  # v2 manifests: figures with 95% intervals, per split
+        figures = _with_intervals(metrics.get(split))
+        if figures:
+            on = metrics[split].get("measured_on", "")
+            rows.append(f"<i>{split.capitalize()}:</i> {figures}" + (f" <small>({html.escape(str(on))})</small>" if on else ""))
+    decision = m.get("decision") or {}
+    if "threshold" in decision:
+        rows.append(f"<i>Threshold:</i> {html.escape(str(decision.get('positive_class', '')))} ≥ "
+                    f"{float(decision['threshold']):.3f} — {html.escape(str(decision.get('rule', '')))}")
+    if (m.get("calibration") or {}).get("temperature"):
+        rows.append(f"<i>Calibration:</i> temperature {float(m['calibration']['temperature']):.3g} "
+                    f"({html.escape(str(m['calibration'].get('fitted_on', '')))})")
     training = m.get("training", {})
     if isinstance(training, dict) and training.get("data"):
         rows.append(f"<i>Trained on:</i> {html.escape(str(training['data']))}")
@@ -101,6 +113,21 @@ def trust_text(result) -> str:
         rows.append(f"Like the training images (feature distance {result.ood_distance:.1f} ≤ "
                     f"{result.ood_threshold:.1f})")
     return "<br>".join(rows)
+
+
+def _with_intervals(split) -> str:
+    """'accuracy 0.93 [0.91, 0.95], ...' of a split's {"name": {"value", "ci95"}} figures."""
+    if not isinstance(split, dict):
+        return ""
+    parts = []
+    for name, figure in split.items():
+        if isinstance(figure, dict) and isinstance(figure.get("value"), (int, float)):
+            ci = figure.get("ci95")
+            interval = f" [{ci[0]:.3g}, {ci[1]:.3g}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else ""
+            parts.append(f"{html.escape(name)} {figure['value']:.3g}{interval}")
+        elif name in ("ece", "n") and isinstance(figure, (int, float)):
+            parts.append(f"{html.escape(name)} {figure:.3g}")
+    return ", ".join(parts[:8])
 
 
 class ColourBar(QtWidgets.QLabel):
