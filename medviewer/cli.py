@@ -67,12 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", required=True, help="classification: a folder per class; segmentation: MSD folder")
     ev.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     ev.add_argument("--limit", type=int, help="at most N images per class (classification) or N cases")
+    ev.add_argument("--split", choices=("all", "validation", "test"), default="all",
+                    help="all of --data (default), or the model's own validation or test split of it "
+                         "(as its manifest records: the test split was never used to choose anything)")
     ev.add_argument("--json", action="store_true", help="print the metrics as JSON")
     ev.add_argument("--roc-png", metavar="FILE",
-                    help="write the ROC curve as a PNG (classification models only)")
+                    help="write the ROC curve as a PNG (classification and anomaly models)")
     ev.add_argument("--out", metavar="DIR",
                     help="write DIR/evaluation.json (the full result, ROC points included) and, for "
-                         "classification, DIR/roc_<model>.png (unless --roc-png names another file)")
+                         "classification, DIR/roc_<model>.png (unless --roc-png names another file) and "
+                         "DIR/reliability_<model>.png (the calibration diagram)")
     ev.add_argument("--models", action="append", default=[], metavar="DIR", help="extra model folder")
 
     shot = sub.add_parser("screenshot", help="render the viewer offscreen to a PNG")
@@ -408,34 +412,72 @@ def cmd_evaluate(args) -> int:
     if args.roc_png:
         check_output_file("--roc-png", args.roc_png)
     spec = find_model(args.model, args.models).spec
-    if args.roc_png and spec.task != "classification":
+    if args.roc_png and spec.task not in ("classification", "anomaly"):
         raise MedViewerError(f"--roc-png: {spec.name} is a {spec.task} model; "
-                             "ROC curves are for classification models")
+                             "ROC curves are for classification models (and anomaly detectors)")
     if args.out:
         check_output_folder("--out", args.out)
     result = evaluate(spec, args.data, args.device, args.limit,
-                      progress=lambda line: print(line, file=sys.stderr, flush=True))
+                      progress=lambda line: print(line, file=sys.stderr, flush=True), split=args.split)
     written = []
-    png = args.roc_png or (os.path.join(args.out, f"roc_{_file_stem(spec.name)}.png")
-                           if args.out and result.get("task") == "classification" else None)
+    stem = _file_stem(spec.name)
+    png = args.roc_png or (os.path.join(args.out, f"roc_{stem}.png")
+                           if args.out and result.get("task") in ("classification", "anomaly") else None)
     if png:
         from medviewer.io.roc_png import write_roc_png
 
         title = f"ROC curve: {spec.name} ({result['n']} images, {result['positive_class']} positive)"
         write_roc_png(png, [{"label": spec.name, "fpr": result["roc"]["fpr"], "tpr": result["roc"]["tpr"],
-                             "auc": result.get("roc_auc")}], title=title)
+                             "auc": _value(result.get("roc_auc"))}], title=title)
         result["roc_png"] = png
         written.append(png)
+    if args.out and result.get("reliability"):
+        result["reliability_png"] = _reliability_png(os.path.join(args.out, f"reliability_{stem}.png"), spec, result)
+        written.append(result["reliability_png"])
     if args.out:
         written.append(_write_json(os.path.join(args.out, "evaluation.json"), result))
     if args.json:
         print(json.dumps(result))
     else:
-        shown = {k: v for k, v in result.items() if k not in ("roc", "roc_png")}
-        print("\n".join(f"{k}: {v}" for k, v in shown.items()))
+        print(_evaluation_text(result))
         for path in written:
             print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def _value(metric):
+    """A metric's value: {"value", "ci95"} or a plain number."""
+    return metric.get("value") if isinstance(metric, dict) else metric
+
+
+def _reliability_png(path: str, spec, result: dict) -> str:
+    from medviewer.io.roc_png import write_reliability_png
+
+    curves = []
+    for key, what in (("reliability", f"calibrated (T = {result.get('temperature', 1.0):.3g})"),
+                      ("reliability_uncalibrated", "uncalibrated (T = 1)")):
+        rel = result.get(key)
+        if rel and rel["bins"]:
+            curves.append({"label": f"{what}: ECE {rel['ece']:.3f}", "predicted": [b["mean_predicted"] for b in rel["bins"]],
+                           "observed": [b["observed"] for b in rel["bins"]]})
+    title = f"Reliability: {spec.name} ({result['n']} images, {result['positive_class']})"
+    return write_reliability_png(path, curves, title=title)
+
+
+def _evaluation_text(result: dict, indent: str = "") -> str:
+    """The result as 'key: value' lines; a metric with an interval as 'value [low, high]'."""
+    lines = []
+    for key, v in result.items():
+        if key in ("roc", "roc_png", "reliability_png") or key.startswith("reliability"):
+            continue
+        if isinstance(v, dict) and "ci95" in v:
+            lines.append(f"{indent}{key}: {v['value']} [{v['ci95'][0]}, {v['ci95'][1]}]")
+        elif isinstance(v, dict):
+            lines.append(f"{indent}{key}:")
+            lines.append(_evaluation_text(v, indent + "  "))
+        else:
+            lines.append(f"{indent}{key}: {v}")
+    return "\n".join(line for line in lines if line)
 
 
 def _write_json(path: str, data: dict) -> str:

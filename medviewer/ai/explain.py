@@ -1,8 +1,12 @@
 """Explanation maps: where a model looked.
 
-    explain(spec, volume, method, device=None, progress=None, cancel=None) -> {
-        "map": Volume (float32 in [0, 1], on the input's grid), "method": str, "target": str,
-        "device": str, "timings": {...}}
+    classifier_map(spec, volume, method, net, device, report, check_cancel, target, timings)
+    segmentation_map(spec, volume, net, device, report, check_cancel, timings)
+    classical_map(spec, volume, report, cancel, target)
+        -> {"map": Volume (float32 in [0, 1], on the input's grid), "target": str, ...}
+
+The explanation task (ai.tasks.explanation.Explanation: contract check, device, network, timings,
+cancel) calls these; they compute the maps.
 
 - Grad-CAM (Selvaraju et al. 2017) through MONAI's monai.visualize.GradCAM, for CNN classifiers:
   the gradient-weighted activations of the last convolutional block (manifest network
@@ -13,8 +17,13 @@
   foreground). Computed here rather than with monai.visualize.OcclusionSensitivity so that
   progress and cancel are checked between batches.
 
-Maps are computed on the model's input (96x96 for the X-ray CNN, the model grid for a 3D model)
-and brought back to the input's own voxels (bilinear resize / ai.model_grid), scaled to [0, 1].
+Maps are computed on the model's input (the network's size for the X-ray CNN, burned-in text
+masked as the model was trained; the model grid for a 3D model) and brought back to the input's own
+voxels (bilinear resize / ai.model_grid), scaled to [0, 1]; 2D maps also come back as "input_map"
+(on the model's input, unscaled) for ai.explanation_scores. Classifier scores are the calibrated
+probabilities (the manifest's temperature) and the default target is the class the model decides
+(its decision threshold). A map with nothing in it says why in "note" (one line): e.g. occlusion of
+a model whose probability rises whichever block is hidden (pneumonia-rf), or is saturated.
 """
 from __future__ import annotations
 
@@ -24,10 +33,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from medviewer.ai.inference import IncompatibleInput, _network, check_input
-from medviewer.ai.registry import ModelSpec
+from medviewer.ai.inference import IncompatibleInput
 from medviewer.core.errors import Cancelled, MedViewerError
-from medviewer.core.volume import Volume
 
 METHODS = ("gradcam", "occlusion")
 
@@ -82,62 +89,18 @@ def occlusion(score: Callable[[Any], Any], x, mask: int, stride: int, batch: int
     return (drop / np.maximum(hits, 1)).astype(np.float32)
 
 
-def explain(spec: ModelSpec, volume: Volume, method: str, device: str | None = None,
-            progress: Callable[[float, str], None] | None = None,
-            cancel: Callable[[], bool] | None = None, target: str | None = None) -> dict[str, Any]:
-    if method not in METHODS:
-        raise MedViewerError(f"unknown explanation method {method!r}; use {' or '.join(METHODS)}")
-    reason = check_input(spec, volume)
-    if reason:
-        raise IncompatibleInput(reason)
-    if method == "gradcam" and (spec.task != "classification" or spec.manifest.get("framework") == "scikit-learn"):
-        kind = "classical (radiomics)" if spec.manifest.get("framework") == "scikit-learn" else spec.task
-        raise IncompatibleInput(f"Grad-CAM explains CNN classifiers; {spec.name} is a {kind} model "
-                                "(use occlusion)")
-    if spec.manifest.get("framework") == "scikit-learn":
-        return _explain_classical(spec, volume, progress or (lambda f, m: None), cancel, target)
+def classifier_map(spec, volume, method, net, device, report, check_cancel, target, timings):
     import torch
 
-    from medviewer.ai.device import choose_device
-
-    report = progress or (lambda f, m: None)
-
-    def check_cancel() -> None:
-        if cancel is not None and cancel():
-            raise Cancelled(f"{method} cancelled")
-
-    device = choose_device(device)
-    timings: dict[str, float] = {}
-    t = time.perf_counter()
-    net = _network(spec, device)
-    timings["load"] = time.perf_counter() - t
-    if spec.task == "classification":
-        out = _explain_classifier(spec, volume, method, net, device, report, check_cancel, target, timings)
-    elif spec.task == "segmentation":
-        out = _explain_segmentation(spec, volume, net, device, report, check_cancel, timings)
-    else:
-        raise IncompatibleInput(f"{spec.name}: no explanation for {spec.task} models")
-    report(1.0, "done")
-    return {**out, "method": method, "device": device, "timings": timings}
-
-
-def _explain_classifier(spec, volume, method, net, device, report, check_cancel, target, timings):
-    import torch
-
-    from medviewer.ai.training.classification import preprocess_image
+    from medviewer.ai.tasks.classification import classifier_input, input_size
 
     t = time.perf_counter()
-    size = int(spec.input.get("size", [128, 128])[0])
-    x = torch.from_numpy(preprocess_image(volume.data, size)[np.newaxis]).to(device)
+    size = input_size(spec)
+    x = torch.from_numpy(classifier_input(spec, volume.data)[np.newaxis]).to(device)
     classes = spec.class_names
     with torch.no_grad():
-        probs = torch.softmax(net(x).float(), dim=1)[0].cpu().numpy()
-    if target is None:
-        index = int(probs.argmax())
-    elif target in classes:
-        index = classes.index(target)
-    else:
-        raise MedViewerError(f"{spec.name} has no class {target!r} (classes: {', '.join(classes)})")
+        probs = class_probabilities(net, spec)(x)[0].cpu().numpy()
+    index = explained_class(spec, probs, target)
     timings["pre"] = time.perf_counter() - t
     report(0.1, f"{method} for {classes[index]} on {device}")
     check_cancel()
@@ -157,28 +120,85 @@ def _explain_classifier(spec, volume, method, net, device, report, check_cancel,
             raise MedViewerError(f"{spec.name}: Grad-CAM on layer {layer!r} failed: "
                                  f"{' '.join(str(exc).split())[:160]}") from exc
         small = heat[0, 0].detach().float().cpu().numpy()
+        note = flat_note(small, "Grad-CAM", f"the gradients of the {classes[index]} score weight the "
+                         f"activations of {layer} negatively everywhere (no positive evidence there)")
     else:
-        def score(batch):
-            return torch.softmax(net(batch).float(), dim=1)[:, index]
+        probability = class_probabilities(net, spec)
 
-        small = occlusion(score, x, mask=max(size // 8, 4), stride=max(size // 16, 2), batch=32,
-                          progress=lambda f: report(0.1 + 0.85 * f, f"occlusion for {classes[index]}"),
-                          check_cancel=check_cancel)
-        small = np.clip(small, 0, None)  # evidence for the class: where hiding it lowers the score
+        def score(batch):
+            return probability(batch)[:, index]
+
+        mask = max(size // 8, 4)
+        drop = occlusion(score, x, mask=mask, stride=max(size // 16, 2), batch=32,
+                         progress=lambda f: report(0.1 + 0.85 * f, f"occlusion for {classes[index]}"),
+                         check_cancel=check_cancel)
+        small = np.clip(drop, 0, None)  # evidence for the class: where hiding it lowers the score
+        note = flat_note(small, "occlusion", occlusion_reason(
+            drop, float(probs[index]), classes[index], f"{mask}x{mask}-pixel patch of the {size}x{size} input"))
     timings["explain"] = time.perf_counter() - t
     t = time.perf_counter()
     rows, cols = volume.shape[1], volume.shape[2]
     full = _unit(_resize_2d(small, (rows, cols)))[np.newaxis]
     timings["post"] = time.perf_counter() - t
-    return {"map": volume.copy_geometry(full.astype(np.float32)), "target": classes[index],
-            "probability": float(probs[index])}
+    out = {"map": volume.copy_geometry(full.astype(np.float32)), "target": classes[index],
+           "probability": float(probs[index]), "input_map": small}
+    return {**out, "note": note} if note else out
 
 
-def _explain_segmentation(spec, volume, net, device, report, check_cancel, timings):
+def explained_class(spec, probs: np.ndarray, target: str | None) -> int:
+    """The index of the class to explain: `target`, or the class the model decides (the
+    manifest's decision threshold where it has one, else the most probable)."""
+    from medviewer.ai.tasks.decision import decide, decision_of
+
+    classes = spec.class_names
+    if target is None:
+        threshold, positive, _rule = decision_of(spec)
+        return int(decide(probs, classes, threshold, positive)[0])
+    if target not in classes:
+        raise MedViewerError(f"{spec.name} has no class {target!r} (classes: {', '.join(classes)})")
+    return classes.index(target)
+
+
+def class_probabilities(net, spec):
+    """batch (N, 1, S, S) -> (N, C) calibrated class probabilities, softmax(logits / T) with the
+    manifest's temperature (ai.tasks.decision.temperature_of; 1 when the model has none)."""
+    import torch
+
+    from medviewer.ai.tasks.decision import temperature_of
+
+    temperature = temperature_of(spec)
+
+    def probabilities(batch):
+        return torch.softmax(net(batch).float() / temperature, dim=1)
+    return probabilities
+
+
+def occlusion_reason(drop: np.ndarray, base: float, label: str, patch: str) -> str:
+    """Why an occlusion map has no positive value: the probability is saturated, hiding changes
+    nothing, or every patch raises the probability instead of lowering it."""
+    if float(np.abs(drop).max(initial=0.0)) < 1e-6:
+        if base > 1 - 1e-4 or base < 1e-4:
+            return f"the {label} probability is saturated at {base:.4f}: hiding any one {patch} does not move it"
+        return f"hiding any one {patch} changes the {label} probability by less than 1e-6"
+    return (f"hiding any one {patch} raises the {label} probability (by up to {-float(drop.min()):.3f}) "
+            f"instead of lowering it: the model's evidence for {label} is in no one place")
+
+
+def flat_note(small: np.ndarray, method: str, reason: str) -> str:
+    """'' for a map with contrast; else one line saying that it is empty (and why) or flat."""
+    hi, lo = float(np.max(small, initial=0.0)), float(np.min(small, initial=0.0))
+    if hi <= 0:
+        return f"the {method} map is zero everywhere: {reason}"
+    if hi - lo <= 1e-9 * max(abs(hi), 1.0):
+        return f"the {method} map is the same everywhere ({hi:.3g}): no region matters more than another"
+    return ""
+
+
+def segmentation_map(spec, volume, net, device, report, check_cancel, timings):
     import torch
 
     from medviewer.ai.model_grid import to_model_grid
-    from medviewer.ai.training.segmentation import centre_pad_crop, normalise_zscore_nonzero
+    from medviewer.ai.preprocess import centre_pad_crop, normalise_zscore_nonzero
 
     if volume.data.ndim != 3:
         raise IncompatibleInput(f"{spec.name} expects a grey volume")
@@ -215,7 +235,7 @@ def _explain_segmentation(spec, volume, net, device, report, check_cancel, timin
     return {"map": volume.copy_geometry(_unit(full)), "target": "foreground"}
 
 
-def _explain_classical(spec, volume, report, cancel, target) -> dict[str, Any]:
+def classical_map(spec, volume, report, cancel, target) -> dict[str, Any]:
     """Occlusion for a whole-image classical model: each 1/8 x 1/8 block of the picture the
     features are computed on is set to the picture's mean; the map is the drop of the class
     probability (features recomputed each time, so ~64 feature extractions)."""
@@ -239,17 +259,21 @@ def _explain_classical(spec, volume, report, cancel, target) -> dict[str, Any]:
     block = max(size // 8, 1)
     fill = float(plane.mean())
     starts = list(range(0, size - block + 1, block))
-    small = np.zeros(plane.shape, np.float32)
+    drop = np.zeros(plane.shape, np.float32)
     for n, (r, c) in enumerate((r, c) for r in starts for c in starts):
         if cancel is not None and cancel():
             raise Cancelled("occlusion cancelled")
         occluded = plane.copy()
         occluded[r:r + block, c:c + block] = fill
         p = proba_of(spec, occluded[np.newaxis], (1.0, 1.0, 1.0))[label]
-        small[r:r + block, c:c + block] = max(base[label] - p, 0.0)
+        drop[r:r + block, c:c + block] = base[label] - p
         report(0.05 + 0.9 * (n + 1) / len(starts) ** 2, f"occlusion for {label}: block {n + 1}/{len(starts) ** 2}")
     timings["explain"] = time.perf_counter() - t
+    small = np.clip(drop, 0, None)
+    note = flat_note(small, "occlusion", occlusion_reason(
+        drop, base[label], label, f"{block}x{block}-pixel block of the {size}x{size} picture the features are computed on"))
     full = _unit(_resize_2d(small, volume.shape[1:3]))[np.newaxis]
     report(1.0, "done")
-    return {"map": volume.copy_geometry(full.astype(np.float32)), "target": label, "probability": base[label],
-            "method": "occlusion", "device": "cpu", "timings": timings}
+    out = {"map": volume.copy_geometry(full.astype(np.float32)), "target": label, "probability": base[label],
+           "method": "occlusion", "device": "cpu", "timings": timings, "input_map": small}
+    return {**out, "note": note} if note else out
