@@ -19,6 +19,13 @@ XRAY = DEMO / "xray" / "chest_xray_pneumonia.jpeg"
 MRI = DEMO / "mri_hippocampus" / "hippocampus_001.nii.gz"
 
 
+def explain(spec, volume, method, device=None, progress=None, cancel=None, target=None):
+    """An explanation through the inference template (ai.tasks.explanation)."""
+    from medviewer.ai.tasks.explanation import Explanation
+
+    return Explanation(spec, method, target=target)(volume, device, progress=progress, cancel=cancel)
+
+
 def _spearman(a, b) -> float:
     from scipy.stats import spearmanr
 
@@ -53,44 +60,40 @@ def xray():
 
 @pytest.mark.parametrize("method", ["gradcam", "occlusion"])
 def test_explanation_of_the_classifier_is_on_the_image_grid(xray, method):
-    from medviewer.ai.explain import explain
 
     seen = []
     result = explain(read_manifest(CNN), xray, method, device="cpu", progress=lambda f, m: seen.append(f))
-    m = result["map"]
+    m = result.map
     assert m.shape == xray.shape and m.spacing == xray.spacing and m.data.dtype == np.float32
     assert m.data.min() >= 0 and m.data.max() == pytest.approx(1.0)
-    assert result["target"] == "PNEUMONIA" and seen[-1] == 1.0
+    assert result.target == "PNEUMONIA" and seen[-1] == 1.0
     assert (m.data > 0.5).mean() < 0.6  # it points somewhere, not everywhere
 
 
 @pytest.mark.parametrize("method", ["gradcam", "occlusion"])
 def test_randomising_the_weights_changes_the_map(tmp_path, xray, method):
-    from medviewer.ai.explain import explain
 
-    trained = explain(read_manifest(CNN), xray, method, device="cpu")["map"].data
-    random = explain(_randomised(tmp_path, CNN), xray, method, device="cpu", target="PNEUMONIA")["map"].data
+    trained = explain(read_manifest(CNN), xray, method, device="cpu").map.data
+    random = explain(_randomised(tmp_path, CNN), xray, method, device="cpu", target="PNEUMONIA").map.data
     rho = _spearman(trained, random)
     print(f"{method}: Spearman rank correlation trained vs randomised weights = {rho:.3f}")
     assert rho < 0.5  # substantially different (Adebayo et al. report < 0.5 for faithful methods)
 
 
 def test_occlusion_of_the_segmentation_model_points_at_the_hippocampus():
-    from medviewer.ai.explain import explain
-    from medviewer.ai.segmentation_inference import segment
+    from medviewer.ai.tasks.segmentation import Segmentation
     from medviewer.io import open_volume
 
     spec = read_manifest(UNET)
     volume = open_volume(MRI)
     result = explain(spec, volume, "occlusion", device="cpu")
-    heat = result["map"].data
-    mask = segment(spec, volume, device="cpu")["labels"].data > 0
+    heat = result.map.data
+    mask = Segmentation(spec)(volume, "cpu").labels.data > 0
     assert heat.shape == volume.shape
     assert heat[mask].mean() > 2 * heat[~mask].mean()
 
 
 def test_gradcam_refuses_a_segmentation_model_and_unknown_methods(xray):
-    from medviewer.ai.explain import explain
     from medviewer.ai.inference import IncompatibleInput
     from medviewer.core.errors import MedViewerError
     from medviewer.io import open_volume
@@ -104,7 +107,7 @@ def test_gradcam_refuses_a_segmentation_model_and_unknown_methods(xray):
 
 
 def test_cancel_stops_occlusion_between_batches(xray):
-    from medviewer.ai.explain import Cancelled, explain
+    from medviewer.core.errors import Cancelled
 
     calls = []
     with pytest.raises(Cancelled):
@@ -115,14 +118,13 @@ def test_cancel_stops_occlusion_between_batches(xray):
 
 def test_occlusion_explains_a_classical_radiomics_model_too(xray):
     pytest.importorskip("sklearn")
-    from medviewer.ai.explain import explain
     from medviewer.ai.inference import IncompatibleInput
 
     spec = read_manifest(REPO / "resources" / "models" / "pneumonia-svm")
     seen = []
     result = explain(spec, xray, "occlusion", progress=lambda f, m: seen.append(m))
-    heat = result["map"].data
-    assert heat.shape == xray.shape and heat.max() == pytest.approx(1.0) and result["target"] == "PNEUMONIA"
+    heat = result.map.data
+    assert heat.shape == xray.shape and heat.max() == pytest.approx(1.0) and result.target == "PNEUMONIA"
     assert sum("block" in m for m in seen) == 64
     with pytest.raises(IncompatibleInput, match="classical"):
         explain(spec, xray, "gradcam")
