@@ -33,11 +33,13 @@ def add_parsers(sub) -> None:
                        help="classification and anomaly: one subfolder of images per class; segmentation: "
                             "an MSD dataset (imagesTr/, labelsTr/, dataset.json)")
     train.add_argument("--out", required=True, help="model folder to write (manifest + weights)")
-    train.add_argument("--image-size", type=int, default=128, help="classification: network input size")
+    train.add_argument("--image-size", type=int, default=224, help="classification: network input size")
     train.add_argument("--size", type=int, nargs=3, default=[48, 64, 48],
                        help="segmentation: network input z y x (multiples of 16)")
-    train.add_argument("--epochs", type=int, help="default 30 (classification), 200 (segmentation)")
-    train.add_argument("--minutes", type=float, help="time budget; stops cleanly with the best model so far")
+    train.add_argument("--epochs", type=int, help="default 40 (classification), 300 (segmentation)")
+    train.add_argument("--minutes", type=float, help="hard time budget for the whole run (reading and the final "
+                                                      "evaluation included); ends with the best model so far")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT/checkpoints/last.pt")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--normal", default="NORMAL", help="anomaly: the class folder of normal images")
     train.add_argument("--method", default="one_class_svm", choices=["one_class_svm", "isolation_forest"],
@@ -103,10 +105,12 @@ def cmd_train(args, argv: list[str]) -> int:
     if args.task == "segmentation":
         from medviewer.ai.training.segmentation import train_segmentation
 
-        metrics = train_segmentation(args.data, args.out, size=tuple(args.size), epochs=args.epochs or 200,
+        metrics = train_segmentation(args.data, args.out, size=tuple(args.size), epochs=args.epochs or 300,
                                      minutes=args.minutes, seed=args.seed, limit=args.limit, name=name,
-                                     command=command, progress=say)
-        keys = ("dice", "hd95_mm", "n_train", "n_val", "epochs", "train_seconds")
+                                     command=command, resume=args.resume, progress=say)
+        metrics = {**metrics, "validation_mean_dice": metrics["validation"]["mean_dice"],
+                   "test_mean_dice": metrics["test"]["mean_dice"]}
+        keys = ("validation_mean_dice", "test_mean_dice", "n_train", "n_val", "n_test", "epochs", "train_seconds")
     elif args.task == "anomaly":
         from medviewer.ai.training.anomaly import train_anomaly
 
@@ -116,10 +120,10 @@ def cmd_train(args, argv: list[str]) -> int:
     else:
         from medviewer.ai.training import train_classification
 
-        metrics = train_classification(args.data, args.out, image_size=args.image_size, epochs=args.epochs or 30,
+        metrics = train_classification(args.data, args.out, image_size=args.image_size, epochs=args.epochs or 40,
                                        max_minutes=args.minutes, seed=args.seed, name=name, command=command,
-                                       progress=say)
-        keys = ("accuracy", "sensitivity", "specificity", "roc_auc", "n_train", "n_val", "epochs_run")
+                                       resume=args.resume, progress=say)
+        keys = ("validation", "test", "n_train", "n_val", "n_test", "epochs_run", "stopped", "train_seconds")
     print(json.dumps({k: metrics.get(k) for k in keys}))
     return 0
 

@@ -123,16 +123,20 @@ def train_val_test_split(items: list[tuple[str, int]], val_fraction: float = 0.1
 
 
 def load_images(paths: list[str], image_size: int, progress: Callable[[str], None] = print,
-                colour: list | None = None, mask_text: bool = False) -> np.ndarray:
+                colour: list | None = None, mask_text: bool = False, deadline: float | None = None) -> np.ndarray:
     """(N, image_size, image_size) float32 in [0, 1], read with open_volume (burned-in text masked
     with mask_text, as ai.preprocess.preprocess_xray does). With `colour` (a list), each image's
-    coloured-pixel fraction (ai.inference.colour_fraction) is appended to it."""
+    coloured-pixel fraction (ai.inference.colour_fraction) is appended to it. With `deadline`
+    (time.monotonic()), reading stops there and the images read so far are returned."""
     from medviewer.ai.inference import colour_fraction
     from medviewer.io.discover import open_volume
 
     out = np.empty((len(paths), image_size, image_size), np.float32)
     start = time.monotonic()
     for i, path in enumerate(paths):
+        if deadline is not None and time.monotonic() > deadline:
+            progress(f"time budget: read {i} of {len(paths)} images")
+            return out[:i]
         data = open_volume(path).data
         if colour is not None:
             colour.append(colour_fraction(data))
@@ -192,14 +196,20 @@ def train_classification(data_dir: str | os.PathLike, out_dir: str | os.PathLike
     classes, items = discover_classes(data_dir)
     if limit_per_class:
         items = [it for c in range(len(classes)) for it in [x for x in items if x[1] == c][:limit_per_class]]
+    colour: list[float] = []
+    n_found = len(items)
+    if max_minutes is not None:  # read in a seeded random order: what a short budget reads is a fair sample
+        items = [items[i] for i in np.random.default_rng(seed).permutation(len(items))]
+    images = load_images([p for p, _ in items], image_size, progress, colour=colour, mask_text=mask_text,
+                         deadline=None if max_minutes is None else started + 30.0 * max_minutes)
+    items = items[:len(images)]  # a budget spent half on reading keeps what was read
     train_idx, val_idx, test_idx = train_val_test_split(items, val_fraction, test_fraction, seed)
     if not train_idx or not val_idx or not test_idx:
-        raise MedViewerError(f"{data_dir}: too few patients to split into training, validation and test")
+        raise MedViewerError(f"{data_dir}: too few patients (or too little time to read them) to split into "
+                             "training, validation and test")
     labels = np.array([label for _, label in items], dtype=np.int64)
     progress(f"{len(items)} images in {len(classes)} classes ({', '.join(classes)}); {len(train_idx)} training, "
              f"{len(val_idx)} validation, {len(test_idx)} test (patient-wise, seed {seed})")
-    colour: list[float] = []
-    images = load_images([p for p, _ in items], image_size, progress, colour=colour, mask_text=mask_text)
     network = default_network(image_size, len(classes))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -250,6 +260,8 @@ def train_classification(data_dir: str | os.PathLike, out_dir: str | os.PathLike
         "planned_epochs": result["planned_epochs"], "train_seconds": round(time.monotonic() - started, 1),
         "images_per_second": result["images_per_second"], "confidence_intervals": "95%, stratified bootstrap "
         "over images (2000 resamples, percentile)"}
+    if len(items) < n_found:
+        metrics["images_read"] = f"{len(items)} of {n_found} (half the time budget spent reading)"
     if result["resumed_after_epoch"] is not None:  # the seconds of the interrupted run(s) count too
         metrics["resumed_after_epoch"] = result["resumed_after_epoch"]
         metrics["train_seconds"] = round(metrics["train_seconds"] + result["seconds_before_resume"], 1)
