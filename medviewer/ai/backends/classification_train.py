@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from medviewer.ai.backends.checkpoint import BestCheckpoint, software_versions, weights_saver
-from medviewer.ai.backends.train_schedule import Budget, CosineSchedule, load_last, save_last, seed_epoch
+from medviewer.ai.backends.train_schedule import (Budget, CosineSchedule, eta_text, replan, resume_from,
+                                                  save_epoch, seed_epoch)
 from medviewer.ai.metrics import roc_auc
 from medviewer.ai.training.progress_bar import ProgressBar
 
@@ -98,21 +99,12 @@ def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val
     best = BestCheckpoint(patience, checkpoint_path)
     planned, start_epoch, stopped = epochs, 1, "max epochs"
     epochs_run, last_epoch_s, seen, train_s, resumed_from, before_s = 0, 0.0, 0, 0.0, None, 0.0
-    if resume and last_path:
-        state = load_last(last_path)
-        if state is not None:
-            net.load_state_dict(state["net"])
-            opt.load_state_dict(state["opt"])
-            sched.step_n, planned = int(state["step"]), int(state["planned"])
-            sched.replan(planned * steps_per_epoch)
-            epochs_run = int(state["epoch"])
-            start_epoch = epochs_run + 1
-            best.score, best.epoch, best.since = float(state["best_score"]), int(state["best_epoch"]), int(state["since"])
-            best.state = state["best_net"]
-            last_epoch_s = float(state["epoch_s"])
-            before_s = float(state.get("elapsed_s", 0.0))
-            resumed_from = epochs_run
-            progress(f"resumed after epoch {epochs_run} (best epoch {best.epoch}, val AUC {best.score:.4f})")
+    saved = resume_from(last_path, net, opt, sched, best, steps_per_epoch) if resume and last_path else None
+    if saved is not None:
+        epochs_run = resumed_from = saved["epoch"]
+        start_epoch, planned = epochs_run + 1, saved["planned"]
+        last_epoch_s, before_s = saved["epoch_s"], saved["elapsed_s"]
+        progress(f"resumed after epoch {epochs_run} (best epoch {best.epoch}, val AUC {best.score:.4f})")
     for epoch in range(start_epoch, epochs + 1):
         if epoch > planned:
             stopped = f"time budget ({planned} epochs planned)"
@@ -142,13 +134,13 @@ def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val
             total += float(loss.detach()) * len(idx)
             n += len(idx)
             bar.update(1, f"loss {total / n:.4f}")
-            if epochs_run and budget.left() <= 0:
+            if budget.left() <= 0:
                 cut = True
                 break
         bar.close()
         train_s += time.monotonic() - t0
         seen += n
-        if cut:
+        if cut and epochs_run:
             stopped = "time budget (mid-epoch, partial epoch discarded)"
             break
         logits = predict_logits(net, x_val)
@@ -157,21 +149,20 @@ def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val
         acc = float((prob.argmax(1) == y_val).mean())
         epochs_run = epoch
         last_epoch_s = time.monotonic() - t0
-        if budget.deadline is not None:  # re-planned after every epoch: the machine may get slower or faster
-            now_planned = budget.epochs_that_fit(last_epoch_s, epoch, epochs)
-            if now_planned != planned:
-                planned = now_planned
-                sched.replan(planned * steps_per_epoch)
-                progress(f"time budget: {planned} epochs planned at {last_epoch_s:.0f} s each")
+        # re-planned after every epoch: the machine may get slower or faster
+        planned = replan(budget, sched, planned, epoch_s=last_epoch_s, done=epoch, wanted=epochs,
+                         steps_per_epoch=steps_per_epoch, progress=progress)
         better = best.update(net, auc, logits, epoch)
         if last_path:
-            save_last(last_path, {"net": net.state_dict(), "opt": opt.state_dict(), "step": sched.step_n,
-                                  "planned": planned, "epoch": epoch, "best_score": best.score,
-                                  "best_epoch": best.epoch, "since": best.since, "best_net": best.state,
-                                  "epoch_s": last_epoch_s,
-                                  "elapsed_s": before_s + time.monotonic() - budget.started})
+            save_epoch(last_path, net, opt, sched, best, planned=planned, epoch=epoch, epoch_s=last_epoch_s,
+                       elapsed_s=before_s + time.monotonic() - budget.started)
         progress(f"epoch {epoch}/{planned}: loss {total / max(n, 1):.4f}, val AUC {auc:.4f}, val acc {acc:.4f}, "
-                 f"{n / max(last_epoch_s, 1e-9):.0f} img/s, {last_epoch_s:.0f} s" + (" *best" if better else ""))
+                 f"{n / max(last_epoch_s, 1e-9):.0f} img/s, {last_epoch_s:.0f} s, "
+                 f"ETA {eta_text(planned - epoch, last_epoch_s, budget)}"
+                 + (" *best" if better else ""))
+        if cut:  # the budget ended inside the first epoch: the partly trained network is all there is
+            stopped = "time budget (within the first epoch, kept)"
+            break
         if best.exhausted:
             stopped = f"early stop (no better validation AUC in {patience} epochs)"
             break

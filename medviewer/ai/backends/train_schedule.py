@@ -40,6 +40,12 @@ class Budget:
         return max(done, min(wanted, done + int(self.left() // epoch_s)))
 
 
+def eta_text(epochs_left: int, epoch_s: float, budget: Budget) -> str:
+    """The time the run still needs (the epochs left, then the final evaluation), as m:ss."""
+    s = max(0.0, epochs_left * epoch_s + budget.reserve_s)
+    return f"{int(s // 60)}:{int(s % 60):02d}"
+
+
 class CosineSchedule:
     """Linear warm-up then cosine decay to 1% over `total` steps; `replan(total)` stretches or
     shrinks the decay from the current step (used when the budget allows fewer epochs)."""
@@ -85,3 +91,39 @@ def seed_epoch(seed: int, epoch: int) -> int:
     s = (int(seed) * 1_000_003 + int(epoch)) % (2 ** 31 - 1)
     torch.manual_seed(s)
     return s
+
+
+def save_epoch(path: str | os.PathLike, net, opt, sched: CosineSchedule, best, *, planned: int, epoch: int,
+               epoch_s: float, elapsed_s: float) -> None:
+    """save_last of a training loop's state after `epoch` (best: a backends.checkpoint.BestCheckpoint)."""
+    save_last(path, {"net": net.state_dict(), "opt": opt.state_dict(), "step": sched.step_n, "planned": planned,
+                     "epoch": epoch, "best_score": best.score, "best_epoch": best.epoch, "since": best.since,
+                     "best_net": best.state, "epoch_s": epoch_s, "elapsed_s": elapsed_s})
+
+
+def resume_from(path: str | os.PathLike, net, opt, sched: CosineSchedule, best, steps_per_epoch: int) -> dict | None:
+    """Load what save_epoch wrote into net, opt, sched and best; returns {"epoch", "planned",
+    "epoch_s", "elapsed_s"} of the saved epoch, or None when there is no saved state."""
+    state = load_last(path)
+    if state is None:
+        return None
+    net.load_state_dict(state["net"])
+    opt.load_state_dict(state["opt"])
+    sched.step_n = int(state["step"])
+    sched.replan(int(state["planned"]) * steps_per_epoch)
+    best.score, best.epoch, best.since = float(state["best_score"]), int(state["best_epoch"]), int(state["since"])
+    best.state = state["best_net"]
+    return {"epoch": int(state["epoch"]), "planned": int(state["planned"]), "epoch_s": float(state["epoch_s"]),
+            "elapsed_s": float(state.get("elapsed_s", 0.0))}
+
+
+def replan(budget: Budget, sched: CosineSchedule, planned: int, *, epoch_s: float, done: int, wanted: int,
+           steps_per_epoch: int, progress) -> int:
+    """After an epoch: the epochs the budget now allows (the schedule re-planned when that changed)."""
+    if budget.deadline is None:
+        return planned
+    now_planned = budget.epochs_that_fit(epoch_s, done, wanted)
+    if now_planned != planned:
+        sched.replan(now_planned * steps_per_epoch)
+        progress(f"time budget: {now_planned} epochs planned at {epoch_s:.0f} s each")
+    return now_planned
