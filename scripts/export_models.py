@@ -1,11 +1,13 @@
 #!/usr/bin/env python
 """Export torch models to TorchScript (model.ts beside model.pt, recorded in manifest.json) so that
-inference loads them without importing MONAI. Rerunnable: a current export is left as it is.
+inference loads them without importing MONAI, and classifiers also to ONNX (model.onnx), so that a
+CPU classification needs neither torch nor MONAI. Rerunnable: a current export is left as it is.
 
     python scripts/export_models.py                      # every torch model in resources/models
     python scripts/export_models.py resources/models/pneumonia-cnn [FOLDER ...]
 
-Each export is checked equal to the eager network to 1e-5 (medviewer.ai.backends.export).
+Each export is checked equal to the eager network to 1e-5 (medviewer.ai.backends.export; the ONNX
+one under ONNX Runtime).
 Exit code 1 when a folder could not be exported (the others still are).
 """
 from __future__ import annotations
@@ -28,20 +30,24 @@ def main(argv: list[str] | None = None) -> int:
     folders = [Path(f) for f in args.folders] or sorted(
         f for f in (resources_dir() / "models").iterdir()
         if (f / "manifest.json").is_file() and read_manifest(f).manifest.get("framework", "torch") == "torch")
-    from medviewer.ai.backends.export import export_torchscript
-    from medviewer.ai.backends.torch_loader import export_problem
+    from medviewer.ai.backends.export import export_onnx, export_torchscript
+    from medviewer.ai.backends.export_records import NAMES, export_problem
 
     failures = 0
     for folder in folders:
-        try:
-            before = export_problem(read_manifest(folder))
-            path = export_torchscript(folder)
-            record = read_manifest(folder).manifest["torchscript"]
-            state = f"exported ({before})" if before else "up to date"
-            print(f"{folder}: {state}: {path.name}, max |eager - TorchScript| {record['max_abs_difference']:.3g}")
-        except MedViewerError as exc:
-            print(f"{folder}: not exported: {exc}", file=sys.stderr)
-            failures += 1
+        kinds = [("torchscript", export_torchscript)]
+        if read_manifest(folder).task == "classification":
+            kinds.append(("onnx", export_onnx))
+        for kind, export in kinds:
+            try:
+                before = export_problem(read_manifest(folder), kind)
+                path = export(folder)
+                record = read_manifest(folder).manifest[kind]
+                state = f"exported ({before})" if before else "up to date"
+                print(f"{folder}: {state}: {path.name}, max |eager - {NAMES[kind]}| {record['max_abs_difference']:.3g}")
+            except MedViewerError as exc:
+                print(f"{folder}: not exported to {NAMES[kind]}: {exc}", file=sys.stderr)
+                failures += 1
     return 1 if failures else 0
 
 

@@ -9,9 +9,9 @@ images each shipped model was trained on (the split is rebuilt from the manifest
 checked against what the manifest says it used), so the shipped models gain input.extent_mm /
 input.intensity without retraining: weights files are not touched (only the weights are hashed).
 
-    hippocampus-unet   input.extent_mm   the training-side cases (the manifest's val_cases excluded)
+    hippocampus-unet   input.extent_mm   the training-side cases (the manifest's val_cases and test_cases excluded)
     pneumonia-cnn      input.intensity   the patient-wise training side (metrics.n_train images)
-    pneumonia-svm/-rf  input.intensity   the sampled training images (metrics.n_examples)
+    pneumonia-svm/-rf  input.intensity   the patient-wise training side (metrics.n_examples images, all of it)
     cxr-anomaly        input.intensity   the NORMAL images it was fitted on (metrics.n_fit_images)
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ def hippocampus(models: Path, data: Path) -> dict:
     from medviewer.ai.inference import physical_extent
     from medviewer.ai.training.contract import extent_contract
     from medviewer.ai.training.segmentation import (
-        EXTENT_ADVICE, EXTENT_DESCRIPTION, TRAINING_SIDE, case_split, discover_cases)
+        EXTENT_ADVICE, EXTENT_DESCRIPTION, TRAINING_SIDE, case_split_three, discover_cases)
     from medviewer.io import open_volume
 
     path, manifest = _manifest(models, "hippocampus-unet")
@@ -42,9 +42,10 @@ def hippocampus(models: Path, data: Path) -> dict:
     cases = discover_cases(data)
     if len(cases) != training["n_cases"]:
         raise SystemExit(f"{data}: {len(cases)} cases, the manifest was trained on {training['n_cases']}")
-    train_idx, val_idx = case_split(len(cases), 0.15, int(training["seed"]))
-    if [cases[i][0] for i in val_idx] != training["val_cases"]:
-        raise SystemExit("the rebuilt split differs from the manifest's val_cases")
+    train_idx, val_idx, test_idx = case_split_three(len(cases), seed=int(training["seed"]))
+    if ([cases[i][0] for i in val_idx] != training["val_cases"]
+            or [cases[i][0] for i in test_idx] != training["test_cases"]):
+        raise SystemExit("the rebuilt split differs from the manifest's val_cases / test_cases")
     direction = manifest["input"]["direction"]
     extents = [physical_extent(open_volume(cases[i][1]), direction, nonzero=True) for i in train_idx]
     ext = extent_contract(extents, description=EXTENT_DESCRIPTION, advice=EXTENT_ADVICE,
@@ -55,7 +56,7 @@ def hippocampus(models: Path, data: Path) -> dict:
 def chest_xrays(models: Path, data: Path) -> dict:
     from medviewer.ai.inference import colour_fraction
     from medviewer.ai.training.anomaly import anomaly_split
-    from medviewer.ai.training.classification import discover_classes, patient_split
+    from medviewer.ai.training.classification import discover_classes, train_val_test_split
     from medviewer.ai.training.contract import XRAY_ADVICE, XRAY_DESCRIPTION, colour_contract
     from medviewer.ai.training.radiomics_models import image_split
     from medviewer.io import open_volume
@@ -70,17 +71,16 @@ def chest_xrays(models: Path, data: Path) -> dict:
         return [cache[i] for i in indices]
 
     out = {}
-    training_side = "training images (patient-wise training side, not the validation images)"
+    training_side = "training images (patient-wise training side, not the validation or test images)"
     path, m = _manifest(models, "pneumonia-cnn")
-    train_idx, _ = patient_split(items, val_fraction=0.18, seed=int(m["training"]["seed"]))
+    train_idx, _, _ = train_val_test_split(items, seed=int(m["training"]["seed"]))
     if len(train_idx) != m["metrics"]["n_train"]:
         raise SystemExit(f"pneumonia-cnn: {len(train_idx)} training images, the manifest says {m['metrics']['n_train']}")
     out[path] = ("intensity", colour_contract(fractions(train_idx), description=XRAY_DESCRIPTION,
                                               advice=XRAY_ADVICE, measured_on=training_side))
     for name in ("pneumonia-svm", "pneumonia-rf"):
         path, m = _manifest(models, name)
-        per_class = m["metrics"]["n_examples"] // len(classes)
-        train_idx, _, _ = image_split(items, len(classes), limit_per_class=per_class, seed=0)
+        train_idx, _, _ = image_split(items, len(classes), limit_per_class=None, seed=0)  # the shipped run: all
         if len(train_idx) != m["metrics"]["n_examples"]:
             raise SystemExit(f"{name}: {len(train_idx)} training images, the manifest says {m['metrics']['n_examples']}")
         out[path] = ("intensity", colour_contract(fractions(train_idx), description=XRAY_DESCRIPTION,

@@ -140,7 +140,7 @@ def comparison_table(results: dict[str, dict[str, Any]]) -> str:
 
 def save_model(result: dict[str, Any], out_dir: str | Path, *, name: str, kind: str, classes: list[str],
                feature_names: list[str], extraction: dict[str, Any], modality: str, dims: int,
-               training: dict[str, Any], description: str, n_examples: int) -> dict:
+               training: dict[str, Any], description: str, n_examples: int, version: str = "1.0") -> dict:
     from medviewer.ai.backends.sklearn_io import save
     from medviewer.ai.registry import sha256_of
 
@@ -153,7 +153,7 @@ def save_model(result: dict[str, Any], out_dir: str | Path, *, name: str, kind: 
                "best_params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in result["best_params"].items()},
                "measured_on": f"out-of-fold predictions, {result['folds']}-fold stratified cross-validation"}
     manifest = {
-        "name": name, "version": "1.0", "task": "classification", "framework": "scikit-learn",
+        "name": name, "version": version, "task": "classification", "framework": "scikit-learn",
         "estimator": kind, "description": description,
         "input": {"modality": modality, "dims": dims, "channels": 1, "features": extraction,
                   "feature_names": feature_names},

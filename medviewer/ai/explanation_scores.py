@@ -136,7 +136,7 @@ on the image's pixels as "map" with keep_map)."""
 
     lungs = lung_mask(volume.data) if lungs is None else lungs
     markers = marker_region(volume.data, lungs) if markers is None else markers
-    net = network(spec, device)
+    net = network(spec, device, eager=True)  # Grad-CAM hooks into the module
     x = torch.from_numpy(classifier_input(spec, volume.data)[np.newaxis]).to(device)
     probabilities = explain.class_probabilities(net, spec)
     if method == "random":

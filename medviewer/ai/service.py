@@ -147,6 +147,9 @@ class _Worker(threading.Thread):
             if device == "cpu" and self.threads:
                 import torch
 
+                from medviewer.ai.backends.onnx_runtime import set_threads
+
+                set_threads(self.threads)
                 if torch.get_num_threads() != self.threads:
                     torch.set_num_threads(self.threads)
             result = run_task(job.task, job.spec, job.volume, device, job._progress, lambda: job.cancel_requested,

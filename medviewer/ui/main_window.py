@@ -432,10 +432,13 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         selected = self.ai_panel.selected_entry()
         entries = [e for e in self.ai_panel.entries if e.available]
-        # the model a Run would use first, then the torch models (torch's first run costs most), those
-        # that fit the image on screen before the others
-        entries.sort(key=lambda e: (e is not selected, e.spec.manifest.get("framework", "torch") != "torch",
-                                    bool(self.ai_panel.compatibility(e))))
+        # only the models that can run on the image on screen (a warm-up still running when Run is
+        # clicked delays it: loading a large forest is not cancellable), the one a Run would use
+        # first, then the torch models (torch's first run costs most); with none that fits (no image,
+        # a CT), the torch models, for the import of torch
+        fitting = [e for e in entries if not self.ai_panel.compatibility(e)]
+        entries = fitting or [e for e in entries if e.spec.manifest.get("framework", "torch") == "torch"]
+        entries.sort(key=lambda e: (e is not selected, e.spec.manifest.get("framework", "torch") != "torch"))
         warm_up([e.spec for e in entries])
 
     def closeEvent(self, ev) -> None:

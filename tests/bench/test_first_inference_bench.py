@@ -8,8 +8,10 @@ the first Run in the GUI returns within 2 s of the click and the window never st
 (median over rounds of each round's longest gap of a 5 ms timer, from the window shown to the
 result; the window alone is the baseline).
 The models are copies of resources/models in a resources folder of the bench's own
-(MEDVIEWER_RESOURCES): "exported" with their TorchScript export (scripts/export_models.py; what
-ships), "eager" without it (the loader builds the MONAI network: the state before the export).
+(MEDVIEWER_RESOURCES): "exported" with their exports (scripts/export_models.py: TorchScript, and
+ONNX for the classifier; what ships), "torchscript" with the TorchScript export only (the
+classifier runs on torch), "eager" with neither (the loader builds the MONAI network: the state
+before the exports).
 """
 from __future__ import annotations
 
@@ -37,31 +39,37 @@ MRI = DEMO / "mri_hippocampus" / "hippocampus_001.nii.gz"
 PROBE = REPO / "tests" / "support" / "first_run_gui.py"
 
 
-def _resources(root: Path, exported: bool) -> Path:
+def _resources(root: Path, exports: tuple[str, ...]) -> Path:
+    from medviewer.ai.backends.export import export_onnx, export_torchscript
+
     (root / "models").mkdir(parents=True)
     (root / "demo").symlink_to(DEMO, target_is_directory=True)
     for folder in sorted((REPO / "resources" / "models").iterdir()):
         if not (folder / "manifest.json").is_file():
             continue
         copy = root / "models" / folder.name
-        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("model.ts"))
+        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("model.ts", "model.onnx"))
         manifest = json.loads((copy / "manifest.json").read_text())
         if manifest.get("framework", "torch") != "torch":
             continue
         manifest.pop("torchscript", None)
+        manifest.pop("onnx", None)
         (copy / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        if exported:
-            from medviewer.ai.backends.export import export_torchscript
-
+        if "torchscript" in exports:
             export_torchscript(copy)
+        if "onnx" in exports and manifest["task"] == "classification":
+            export_onnx(copy)
     return root
 
 
 @pytest.fixture(scope="module")
 def resources(tmp_path_factory):
     pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
     base = tmp_path_factory.mktemp("first-inference")
-    return {"exported": _resources(base / "exported", True), "eager": _resources(base / "eager", False)}
+    return {"exported": _resources(base / "exported", ("torchscript", "onnx")),
+            "torchscript": _resources(base / "torchscript", ("torchscript",)),
+            "eager": _resources(base / "eager", ())}
 
 
 def _env(tmp: Path, resources: Path | None = None) -> dict[str, str]:
@@ -86,6 +94,10 @@ def _bare(resources: Path, name: str, kind: str) -> str:
     manifest = json.loads((folder / "manifest.json").read_text())
     size = manifest["input"]["size"]
     shape = (1, 1, *size)
+    if kind == "onnxruntime":  # the ONNX export under ONNX Runtime, nothing of medviewer
+        return ("import numpy as np, onnxruntime as ort\n"
+                f"s = ort.InferenceSession({str(folder / 'model.onnx')!r}, providers=['CPUExecutionProvider'])\n"
+                f"s.run(None, {{s.get_inputs()[0].name: np.zeros({shape!r}, np.float32)}})\n")
     if kind == "torch":  # the exported network, nothing of medviewer
         load = f"net = torch.jit.load({str(folder / 'model.ts')!r})"
     else:  # the MONAI network built and loaded by hand
@@ -101,15 +113,18 @@ def _summary(values: list[float]) -> str:
 
 
 def test_one_image_infer_whole_process(resources, tmp_path):
-    exported, eager = resources["exported"], resources["eager"]
+    exported, scripted, eager = resources["exported"], resources["torchscript"], resources["eager"]
     py = [sys.executable, "-c"]
     out = tmp_path / "out"
     programs = {
         'python -c "import torch"': (py + ["import torch"], None),
+        "bare ONNX Runtime: pneumonia-cnn, 1 forward": (py + [_bare(exported, "pneumonia-cnn", "onnxruntime")], None),
         "bare torch: TorchScript pneumonia-cnn, 1 forward": (py + [_bare(exported, "pneumonia-cnn", "torch")], None),
         "bare MONAI: ResNet pneumonia-cnn, 1 forward": (py + [_bare(exported, "pneumonia-cnn", "monai")], None),
-        "medviewer infer pneumonia-cnn (exported)": ([str(MEDVIEWER), "infer", "--model", "pneumonia-cnn",
-                                                      str(XRAY)], exported),
+        "medviewer infer pneumonia-cnn (exported: ONNX)": ([str(MEDVIEWER), "infer", "--model", "pneumonia-cnn",
+                                                            str(XRAY)], exported),
+        "medviewer infer pneumonia-cnn (TorchScript only)": ([str(MEDVIEWER), "infer", "--model",
+                                                              "pneumonia-cnn", str(XRAY)], scripted),
         "medviewer infer pneumonia-cnn (eager, before)": ([str(MEDVIEWER), "infer", "--model", "pneumonia-cnn",
                                                            str(XRAY)], eager),
         "medviewer infer hippocampus-unet (exported)": ([str(MEDVIEWER), "infer", "--model", "hippocampus-unet",
@@ -126,7 +141,7 @@ def test_one_image_infer_whole_process(resources, tmp_path):
           f"({time.strftime('%H:%M UTC', time.gmtime())})")
     for name, values in times.items():
         print(f"  {name:<50} {_summary(values)}  {statistics.median(values) / base:5.2f}")
-    assert statistics.median(times["medviewer infer pneumonia-cnn (exported)"]) <= MAX_INFER_S
+    assert statistics.median(times["medviewer infer pneumonia-cnn (exported: ONNX)"]) <= MAX_INFER_S
 
 
 def _gui(variant: str, model: str, image: Path, env: dict[str, str]) -> dict:

@@ -39,7 +39,7 @@ class _Recorder:
         pass
 
 
-def test_warm_up_asks_for_the_selected_model_first_then_the_torch_models(qtbot):
+def test_warm_up_asks_for_the_selected_model_first_then_the_torch_models_that_fit_the_image(qtbot):
     from medviewer.ui.main_window import MainWindow
 
     service = _Recorder()
@@ -49,11 +49,17 @@ def test_warm_up_asks_for_the_selected_model_first_then_the_torch_models(qtbot):
     assert win.ai_panel.select_model("pneumonia-svm")
     win.warm_ai_backend()
     names = service.warmed[0]
-    available = sorted(e.name for e in win.ai_panel.entries if e.available)
-    assert sorted(names) == available and names[0] == "pneumonia-svm"
-    torch_models = [e.name for e in win.ai_panel.entries
-                    if e.available and e.spec.manifest.get("framework", "torch") == "torch"]
+    fitting = sorted(e.name for e in win.ai_panel.entries if e.available and not win.ai_panel.compatibility(e))
+    assert sorted(names) == fitting and names[0] == "pneumonia-svm"
+    assert "pneumonia-cnn" in names and "hippocampus-unet" not in names  # a 3D model cannot run on the X-ray
+    torch_models = [e.name for e in win.ai_panel.entries if e.name in fitting
+                    and e.spec.manifest.get("framework", "torch") == "torch"]
     assert set(names[1:1 + len(torch_models)]) == set(torch_models)
+    # no model fits a CT: the torch models are warmed (the import of torch is what costs)
+    win.open_paths([str(DEMO / "ct_chest_20")], wait=True)
+    win.warm_ai_backend()
+    assert set(service.warmed[1]) == {e.name for e in win.ai_panel.entries if e.available
+                                      and e.spec.manifest.get("framework", "torch") == "torch"}
     # an in-process service has nothing to warm (warming torch here would freeze the window)
     plain = MainWindow()
     qtbot.addWidget(plain)

@@ -61,7 +61,8 @@ def main(variant: str, model: str, image: str, click_after: float) -> None:
 
             run_task(WARM_TASKS[spec.task], spec, synthetic_volume(spec), None, lambda f, m: None, lambda: False)
 
-        QtCore.QTimer.singleShot(0, lambda: threading.Thread(target=warm, daemon=True).start())
+        warmer = threading.Thread(target=warm, daemon=True)
+        QtCore.QTimer.singleShot(0, warmer.start)
     while time.perf_counter() - shown < click_after:
         app.processEvents(QtCore.QEventLoop.AllEvents, 5)
     if variant == "idle":  # the window alone, for as long as a run takes: the baseline of the stalls
@@ -87,6 +88,8 @@ def main(variant: str, model: str, image: str, click_after: float) -> None:
                       "timings": job.timings, "torch_in_gui": "torch" in sys.modules}), flush=True)
     win.ai_panel.shutdown()
     win.close()
+    if variant == "thread" and warmer.is_alive():  # torch aborts the interpreter's exit under a live thread
+        warmer.join(120)
 
 
 if __name__ == "__main__":

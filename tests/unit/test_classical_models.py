@@ -154,27 +154,30 @@ def test_shipped_radiomics_classifiers_answer_like_the_cnn(name):
     folder = REPO / "resources" / "models" / name
     spec = read_manifest(folder)
     assert check_weights(spec) == "" and spec.class_names == ["NORMAL", "PNEUMONIA"]
-    assert spec.metrics["val_roc_auc"] > 0.9 and (folder / "model.skops").stat().st_size < 10e6
+    assert spec.metrics["validation"]["roc_auc"]["value"] > 0.9 and spec.metrics["test"]["roc_auc"]["value"] > 0.9
+    assert (folder / "model.skops").stat().st_size < 10e6
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run([sys.executable, "-m", "medviewer", "infer", "--model", name,
                            str(DEMO / "xray" / "chest_xray_pneumonia.jpeg"), "--json"],
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     line = json.loads(proc.stdout)
-    assert set(line) == {"input", "probabilities", "prediction"}
+    assert set(line) == {"input", "probabilities", "prediction", "threshold"}
+    assert line["threshold"] == spec.manifest["decision"]["threshold"]
     assert set(line["probabilities"]) == {"NORMAL", "PNEUMONIA"} and line["prediction"] == "PNEUMONIA"
 
 
 def test_shipped_radiomics_classifiers_on_held_out_patients():
-    """A few validation-side (patient-wise held-out) shared X-rays of each class."""
+    """A few test-side (patient-wise held out: never trained on, never chose anything) shared X-rays
+    of each class."""
     from medviewer.ai.tasks.classical import ClassicalClassification
     from medviewer.ai.registry import read_manifest
-    from medviewer.ai.training.classification import discover_classes, patient_split
+    from medviewer.ai.training.classification import discover_classes, train_val_test_split
     from medviewer.io import open_volume
     from tests.conftest import REPO, shared
 
     classes, items = discover_classes(shared("chest_xray", "train"))
-    _, val = patient_split(items, seed=0)
+    _, _, val = train_val_test_split(items, seed=0)
     picked = [i for k in range(2) for i in [j for j in val if items[j][1] == k][:10]]
     for name in ("pneumonia-svm", "pneumonia-rf"):
         spec = read_manifest(REPO / "resources" / "models" / name)

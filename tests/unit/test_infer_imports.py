@@ -39,20 +39,28 @@ def test_infer_with_an_exported_built_in_model_does_not_import_monai(tmp_path, m
     (root / "demo").symlink_to(DEMO, target_is_directory=True)
     shutil.copytree(REPO / "resources" / "models" / model, root / "models" / model)
     export_torchscript(root / "models" / model)  # a no-op when the shipped model has a current export
+    args = ["--model", model, str(image), "--json"] + (["--out", str(tmp_path / "out")] if out else [])
+    record, heavy = infer_in_child(args, {"MEDVIEWER_RESOURCES": str(root), "MEDVIEWER_DATA_DIR": str(tmp_path / "d")})
+    assert record["input"] == str(image)
+    assert [m for m in heavy if m != "torch"] == []
+
+
+def infer_in_child(args: list[str], env: dict[str, str]) -> tuple[dict, list[str]]:
+    """`medviewer infer ARGS` in a fresh interpreter: (its first JSON record, which of torch, monai,
+    sklearn and PySide6 it imported)."""
     code = ("import sys, io, contextlib, json\n"
             "from medviewer.cli import main\n"
             "buffer = io.StringIO()\n"
             "with contextlib.redirect_stdout(buffer):\n"
-            f"    rc = main(['infer', '--model', {model!r}, {str(image)!r}, '--json']"
-            + (f" + ['--out', {str(tmp_path / 'out')!r}]" if out else "") + ")\n"
+            f"    rc = main(['infer'] + {args!r})\n"
             "print(json.dumps({'rc': rc, 'record': buffer.getvalue(), "
-            "'heavy': [m for m in ('monai', 'sklearn', 'PySide6') if m in sys.modules]}))\n")
-    env = {**os.environ, "MEDVIEWER_RESOURCES": str(root), "MEDVIEWER_DATA_DIR": str(tmp_path / "d")}
+            "'heavy': [m for m in ('torch', 'monai', 'sklearn', 'PySide6') if m in sys.modules]}))\n")
+    env = {**os.environ, **env}
     env.pop("MEDVIEWER_MODELS", None)
+    env.pop("MEDVIEWER_DEVICE", None)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO,
                          timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["rc"] == 0, run.stderr[-2000:]
-    assert json.loads(result["record"].strip().splitlines()[0])["input"] == str(image)
-    assert result["heavy"] == []
+    return json.loads(result["record"].strip().splitlines()[0]), result["heavy"]

@@ -49,7 +49,14 @@ def test_the_shipped_manifest_records_the_extent_of_its_training_crops(unet):
     # MSD hippocampus crops: a few centimetres per axis, hippocampus long axis front-back
     assert 25 <= ext["median"][0] <= 45 and 40 <= ext["median"][1] <= 60 and 25 <= ext["median"][2] <= 45
     assert all(lo <= m <= hi for lo, m, hi in zip(ext["min"], ext["median"], ext["max"]))
-    assert ext["tolerance"] >= 1 and "184" in ext["measured_on"]
+    tr = unet.manifest["training"]
+    n_train = tr["n_cases"] - len(tr["val_cases"]) - len(tr.get("test_cases", []))
+    assert ext["tolerance"] >= 1 and ext["measured_on"].startswith(f"{n_train} training-side cases")
+
+
+def _typical(spec) -> str:
+    """The training crops' median extent as the refusal names it, from the shipped manifest."""
+    return "×".join(f"{v:g}" for v in spec.input["extent_mm"]["median"]) + " mm"
 
 
 def test_the_demo_crop_passes(unet):
@@ -62,7 +69,7 @@ def test_a_whole_head_sized_volume_built_from_the_demo_crop_is_refused_naming_th
     head = whole_head(open_volume(DEMO_MRI))
     assert head.size == (200, 200, 150)
     reason = check_input(unet, head)
-    assert reason.startswith("hippocampus-unet was trained on hippocampus crops of about 35×50×36 mm")
+    assert reason.startswith(f"hippocampus-unet was trained on hippocampus crops of about {_typical(unet)}")
     assert "this image covers 200×200×150 mm" in reason and "crop it to the hippocampus first" in reason
     # the same voxels stretched over a head-sized grid (spacing, not content, makes it a head)
     x, y, z = open_volume(DEMO_MRI).size
@@ -101,7 +108,7 @@ def test_the_shared_whole_brain_t1_is_refused(unet):
     reason = check_input(unet, brain)
     # a coronal acquisition: in the model's (axial) axes 256 left-right, 186 front-back, 256 up-down
     assert "this image covers 256×186×256 mm" in reason and "crop it to the hippocampus first" in reason
-    assert "35×50×36 mm" in reason
+    assert _typical(unet) in reason
 
 
 @pytest.mark.skipif(not BRAIN_T1.is_file(), reason="shared brain T1 not here")
@@ -111,7 +118,7 @@ def test_infer_refuses_the_whole_brain_with_the_reason(unet, tmp_path):
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "MEDVIEWER_DATA_DIR": str(tmp_path / "user")})
     assert proc.returncode != 0
-    assert "hippocampus crops of about 35×50×36 mm" in proc.stderr and "256×186×256 mm" in proc.stderr
+    assert f"hippocampus crops of about {_typical(unet)}" in proc.stderr and "256×186×256 mm" in proc.stderr
     assert not list((tmp_path / "out").glob("*.nii.gz"))
 
 
@@ -160,7 +167,7 @@ def test_the_shipped_figures_are_reproduced_from_the_training_cases(unet):
 def test_the_segmentation_trainer_writes_the_extent_of_its_training_cases(tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("monai")
-    from medviewer.ai.training.segmentation import case_split, discover_cases, train_segmentation
+    from medviewer.ai.training.segmentation import case_split_three, discover_cases, train_segmentation
 
     out = tmp_path / "tiny-unet"
     train_segmentation(HIPPOCAMPUS.parent, out, size=(32, 48, 32), epochs=1, limit=4, name="tiny-unet",
@@ -168,10 +175,11 @@ def test_the_segmentation_trainer_writes_the_extent_of_its_training_cases(tmp_pa
     spec = read_manifest(out)
     ext = spec.input["extent_mm"]
     cases = discover_cases(HIPPOCAMPUS.parent)[:4]
-    train_idx, _ = case_split(4, 0.15, 0)
+    train_idx, val_idx, test_idx = case_split_three(4, seed=0)
+    assert len(train_idx) == 2 and len(val_idx) == len(test_idx) == 1
     measured = np.array([physical_extent(open_volume(cases[i][1]), spec.input["direction"]) for i in train_idx])
     assert ext["min"] == measured.min(0).tolist() and ext["max"] == measured.max(0).tolist()
-    assert ext["measured_on"].startswith("3 training-side cases")
+    assert ext["measured_on"].startswith("2 training-side cases")
     assert check_input(spec, open_volume(DEMO_MRI)) == ""
     assert "crop it to the hippocampus first" in check_input(spec, whole_head(open_volume(DEMO_MRI)))
 

@@ -1,8 +1,6 @@
 """Trust per prediction: the decision rule, the TTA interval and flag, the OOD distance and the
-entropy map on hand-computed cases (numpy only), then the v2 model format (the smoke folders of
-issue 15, /tmp/brief/models, and the shipped models once they are v2): output shapes, determinism,
-the interval around the probability, the flags in words."""
-import os
+entropy map on hand-computed cases (numpy only), then the shipped v2 models: output shapes,
+determinism, the interval around the probability, the flags in words."""
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +10,6 @@ from medviewer.ai.registry import ModelSpec, read_manifest
 from medviewer.core.errors import MedViewerError
 from tests.conftest import DEMO, REPO
 
-SMOKE = Path(os.environ.get("MEDVIEWER_SMOKE_MODELS", "/tmp/brief/models"))
 XRAY = DEMO / "xray" / "chest_xray_pneumonia.jpeg"
 MRI = DEMO / "mri_hippocampus" / "hippocampus_001.nii.gz"
 
@@ -98,18 +95,16 @@ def test_xray_variants_are_small_deterministic_and_never_flipped():
 def _v2(name: str):
     pytest.importorskip("torch")
     pytest.importorskip("monai")
-    for folder in (REPO / "resources" / "models" / name.replace("-v2-smoke", ""), SMOKE / name):
-        manifest = folder / "manifest.json"
-        if manifest.is_file() and read_manifest(folder).manifest.get("version", "").startswith("2"):
-            return read_manifest(folder)
-    pytest.skip(f"no v2 {name} model here (the smoke folders are in {SMOKE})")
+    spec = read_manifest(REPO / "resources" / "models" / name)
+    assert spec.manifest["version"].startswith("2")
+    return spec
 
 
 def test_v2_classifier_gives_calibrated_probability_threshold_interval_and_ood():
     from medviewer.ai.tasks.classification import Classification
     from medviewer.io import open_volume
 
-    spec = _v2("pneumonia-cnn-v2-smoke")
+    spec = _v2("pneumonia-cnn")
     xray = open_volume(XRAY)
     first, second = Classification(spec)(xray, "cpu"), Classification(spec)(xray, "cpu")
     assert first.record() == second.record()  # deterministic, TTA included
@@ -131,7 +126,7 @@ def test_v2_segmenter_gives_an_uncertainty_map_from_the_mirror():
     from medviewer.ai.tasks.segmentation import Segmentation
     from medviewer.io import open_volume
 
-    spec = _v2("hippocampus-unet-v2-smoke")
+    spec = _v2("hippocampus-unet")
     mri = open_volume(MRI)
     a, b = Segmentation(spec)(mri, "cpu"), Segmentation(spec)(mri, "cpu")
     assert a.tta == ("x mirror",)

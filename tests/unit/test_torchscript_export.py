@@ -22,9 +22,7 @@ from medviewer.ai.backends import torch_loader  # noqa: E402
 from medviewer.ai.backends.export import TOLERANCE, export_torchscript  # noqa: E402
 from medviewer.ai.registry import read_manifest  # noqa: E402
 
-SMOKE = Path("/tmp/brief/models")  # the v2 format (lead's smoke folders), when this machine has them
-MODELS = [REPO / "resources" / "models" / "pneumonia-cnn", REPO / "resources" / "models" / "hippocampus-unet",
-          SMOKE / "pneumonia-cnn-v2-smoke", SMOKE / "hippocampus-unet-v2-smoke"]
+MODELS = [REPO / "resources" / "models" / "pneumonia-cnn", REPO / "resources" / "models" / "hippocampus-unet"]
 XRAYS = ["PNEUMONIA/person1000_bacteria_2931.jpeg", "PNEUMONIA/person1000_virus_1681.jpeg"]
 
 
@@ -96,7 +94,7 @@ def test_the_export_equals_the_eager_network_on_real_images_and_is_deterministic
             assert all(torch.equal(outputs[0], o) for o in outputs[1:])  # deterministic
 
 
-@pytest.mark.parametrize("source", [MODELS[0], MODELS[2]], ids=lambda p: p.name)
+@pytest.mark.parametrize("source", [MODELS[0]], ids=lambda p: p.name)
 def test_pooled_features_are_the_input_of_the_last_layer_in_both_forms(resources, source):
     folder = _built_in(resources, source)
     spec = read_manifest(folder)

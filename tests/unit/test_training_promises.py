@@ -182,3 +182,17 @@ def test_segmentation_same_seed_same_model_and_test_split_metrics(tmp_path):
         for key in ("dice", "hd95_mm", "precision", "recall", "f1"):
             assert set(row[key]) == {"value", "ci95"}
         assert row["f1"]["value"] == pytest.approx(row["dice"]["value"], abs=1e-3)  # voxel F1 is Dice
+
+
+@pytest.mark.parametrize("name", ["pneumonia-cnn", "hippocampus-unet", "pneumonia-svm", "pneumonia-rf"])
+def test_each_shipped_model_card_is_its_manifest_with_both_splits(name):
+    from medviewer.ai.training.model_card import card_text
+    from tests.conftest import REPO
+
+    folder = REPO / "resources" / "models" / name
+    card = (folder / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert card == card_text(folder)  # regenerate with python -m medviewer.ai.training.model_card FOLDER
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for split in ("validation", "test"):
+        assert manifest["metrics"][split]["measured_on"] in card
+    assert "not for clinical use" in card and manifest["training"]["command"] in card

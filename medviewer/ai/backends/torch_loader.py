@@ -22,8 +22,6 @@ TorchScript there); a stale export (new weights, another network) is ignored, ne
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import pickle
 import warnings
 from collections.abc import Mapping
@@ -31,8 +29,10 @@ from pathlib import Path
 
 import torch
 
-from medviewer.ai.model_files import NETWORK_MODULE, network_problem, resolve_inside
-from medviewer.ai.registry import ModelSpec, check_weights, sha256_of
+from medviewer.ai.backends.export_records import (  # noqa: F401 - export_problem, network_sha256: API
+    export_problem, exported_path, network_sha256, trusted_problem)
+from medviewer.ai.model_files import NETWORK_MODULE, network_problem
+from medviewer.ai.registry import ModelSpec, check_weights
 from medviewer.core.errors import MedViewerError
 from medviewer.io.messages import clean_text, library_reason
 
@@ -70,53 +70,13 @@ def _state_dict(spec: ModelSpec, device: str) -> dict:
     return dict(state)
 
 
-def network_sha256(spec: ModelSpec) -> str:
-    """A digest of the manifest's network (class and arguments), recorded with an export."""
-    text = json.dumps(spec.manifest.get("network"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def trusted_roots() -> list[Path]:
-    """Folders whose model folders may bring a TorchScript export: the built-in models."""
-    from medviewer.resources import resources_dir
-
-    try:
-        return [resources_dir() / "models"]
-    except MedViewerError:
-        return []
-
-
-def export_problem(spec: ModelSpec) -> str:
-    """'' when the manifest records a TorchScript export that is current: its file inside the
-    folder with the recorded SHA-256, made from the weights and network declared now; else why not."""
-    record = spec.manifest.get("torchscript")
-    if not isinstance(record, dict):
-        return "no TorchScript export recorded in the manifest"
-    try:
-        path = resolve_inside(spec.folder, record.get("file"))
-    except MedViewerError as exc:
-        return str(exc)
-    if not path.is_file():
-        return f"the TorchScript file {clean_text(record.get('file'))} is missing"
-    if str(record.get("weights_sha256", "")).lower() != str(spec.sha256).lower():
-        return "the TorchScript export was made from other weights (run scripts/export_models.py)"
-    if record.get("network_sha256") != network_sha256(spec):
-        return "the TorchScript export was made for another network (run scripts/export_models.py)"
-    if sha256_of(path).lower() != str(record.get("sha256", "")).lower():
-        return "the TorchScript file does not match its SHA-256"
-    return ""
-
-
 def scripted_problem(spec: ModelSpec) -> str:
     """'' when load_network would use the model's TorchScript export, else why not (one line)."""
-    folder = Path(spec.folder).resolve()
-    if not any(root.resolve() in (folder, *folder.parents) for root in trusted_roots()):
-        return "TorchScript is used for built-in models only (it carries code)"
-    return export_problem(spec)
+    return trusted_problem(spec, "torchscript")
 
 
 def scripted_path(spec: ModelSpec) -> Path | None:
-    return None if scripted_problem(spec) else resolve_inside(spec.folder, spec.manifest["torchscript"]["file"])
+    return exported_path(spec, "torchscript")
 
 
 def jit_load(path: Path) -> torch.nn.Module:

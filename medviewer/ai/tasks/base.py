@@ -147,22 +147,24 @@ class InferTask:
     def post(self, run: Run, out) -> Result:
         raise NotImplementedError
 
-    def network(self, run: Run, device: str | None = None):
-        """The model's network on `device` (default the run's), cached; its load time is timed."""
+    def network(self, run: Run, device: str | None = None, eager: bool = False):
+        """The model's network on `device` (default the run's), cached; its load time is timed.
+        eager: the MONAI module itself, never its TorchScript export (hooks such as Grad-CAM's
+        need the module's named layers)."""
         with run.timed("load"):
-            return network(self.spec, device or run.device)
+            return network(self.spec, device or run.device, eager)
 
 
-def network(spec: ModelSpec, device: str):
+def network(spec: ModelSpec, device: str, eager: bool = False):
     """The cached network of a model on a device (MONAI Label style: reloaded when the weights
     file changes)."""
     from medviewer.ai.backends.torch_loader import load_network
 
-    key = (str(spec.folder), device)
+    key = (str(spec.folder), device, eager)
     mtime = spec.weights_path.stat().st_mtime
     cached = _cache.get(key)
     if cached is None or cached[0] != mtime:
-        _cache[key] = (mtime, load_network(spec, device))
+        _cache[key] = (mtime, load_network(spec, device, eager=eager))
     return _cache[key][1]
 
 

@@ -7,7 +7,9 @@ pre: the X-ray as the network was trained on it (classifier_input: grey, resized
   `tta` perturbed variants of it (ai.tasks.trust.xray_variants; 0 = none);
 predict: one batch through the network; with an `ood` block in the manifest, the pooled features
   the last layer (net.fc) sees come with the logits from the same pass
-  (ai.backends.torch_loader.logits_and_features: eager network or TorchScript export);
+  (on the CPU the model's ONNX export under ONNX Runtime when it has a current one,
+  ai.backends.onnx_runtime, so torch is not imported; else ai.backends.torch_loader.logits_and_features:
+  eager network or TorchScript export);
 post: calibrated probabilities (manifest calibration.temperature), the decision at the manifest's
   threshold, the interval over the variants and the "uncertain" flag (ai.tasks.decision), and the
   out-of-distribution distance and flag (ai.tasks.trust.OODReference).
@@ -56,12 +58,20 @@ class Classification(InferTask):
         return np.stack([zscore(p) for p in pictures])[:, np.newaxis]
 
     def predict(self, run: Run, batch: np.ndarray, device: str, window):
+        want = OODReference.of(self.spec) is not None
+        if device == "cpu":  # the ONNX export under ONNX Runtime when there is one: no torch import
+            from medviewer.ai.backends.onnx_runtime import onnx_classifier
+
+            with run.timed("load"):
+                onnx = onnx_classifier(self.spec)
+            if onnx is not None:
+                logits, features = onnx.logits_and_features(batch)
+                return logits, features if want else None
         import torch
 
         from medviewer.ai.backends.torch_loader import logits_and_features
 
         net = self.network(run, device)
-        want = OODReference.of(self.spec) is not None
         with torch.inference_mode():
             x = torch.from_numpy(batch).to(device)
             with torch.autocast(device_type="cuda", enabled=device.startswith("cuda")):

@@ -48,7 +48,7 @@ class Explanation(InferTask):
             out = explain.classical_map(self.spec, run.volume, run.report, run.cancel, self.target)
             inner = out.get("timings", {})
         else:
-            net = self.network(run, device)
+            net = self.network(run, device, eager=True)  # Grad-CAM hooks into the module's layers
             if self.spec.task == "classification":
                 out = explain.classifier_map(self.spec, run.volume, self.method, net, device, run.report,
                                              run.check_cancel, self.target, inner)

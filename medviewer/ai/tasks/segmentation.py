@@ -88,7 +88,6 @@ class Segmentation(InferTask):
 
     def predict(self, run: Run, data, device: str, window):
         import torch
-        from monai.inferers import sliding_window_inference
 
         _, x, _ = data
         net = self.network(run, device)
@@ -110,7 +109,9 @@ class Segmentation(InferTask):
         with torch.inference_mode(), torch.autocast(device_type="cuda", enabled=device.startswith("cuda")):
             if tuple(xt.shape[2:]) == tuple(window):  # one window: what the sliding window would return
                 probs = predictor(xt)
-            else:
+            else:  # MONAI only when the volume needs more than one window
+                from monai.inferers import sliding_window_inference
+
                 probs = sliding_window_inference(xt, roi_size=window, sw_batch_size=1, predictor=predictor,
                                                  overlap=OVERLAP, mode="gaussian")
         return probs[0].float().cpu().numpy()

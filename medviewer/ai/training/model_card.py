@@ -22,7 +22,7 @@ def _fig(entry) -> str:
 
 
 def _size(folder: Path, manifest: dict) -> str:
-    files = [manifest.get("weights")] + [manifest.get(k, {}).get("file") for k in ("torchscript", "ood")]
+    files = [manifest.get("weights")] + [manifest.get(k, {}).get("file") for k in ("torchscript", "onnx", "ood")]
     parts = [f"{f} {(folder / f).stat().st_size / 1e6:.2f} MB" for f in files if f and (folder / f).is_file()]
     return ", ".join(parts) or "—"
 
@@ -95,12 +95,21 @@ def card_text(folder: Path) -> str:
     if "explanations" in man:
         lines += ["", "## Explanation scores", ""] + [f"- {k}: {v}" for k, v in man["explanations"].items()]
     net = man.get("network", {})
-    lines += ["", "## Model and training",
-              f"- Network: {net.get('class', man.get('framework', '—'))} {json.dumps(net.get('args', {}))}",
-              f"- Files: {_size(folder, man)}",
-              f"- Epochs: {m.get('epochs_run', m.get('epochs', '—'))} run, best {m.get('best_epoch', '—')}; stopped: {m.get('stopped', '—')}",
+    lines += ["", "## Model and training"]
+    if "network" in man:
+        lines += [f"- Network: {net.get('class')} {json.dumps(net.get('args', {}))}",
+                  f"- Files: {_size(folder, man)}",
+                  f"- Epochs: {m.get('epochs_run', m.get('epochs', '—'))} run, best {m.get('best_epoch', '—')}; "
+                  f"stopped: {m.get('stopped', '—')}"]
+    else:  # a classical (scikit-learn) model
+        lines += [f"- Estimator: {man.get('framework', '—')} {man.get('estimator', '')} "
+                  f"{json.dumps(m.get('best_params', {}))}, chosen by a grid search with {m.get('folds', '—')}-fold "
+                  f"cross-validation on the training side (cross-validated ROC AUC {m.get('cv_roc_auc', '—')})",
+                  f"- Files: {_size(folder, man)}"]
+    lines += [
               f"- Training time: {m.get('train_seconds', tr.get('seconds', '—'))} s on CPU"
-              + (f" (threads: {tr['software'].get('threads')})" if isinstance(tr.get("software"), dict) else ""),
+              + (f" (threads: {tr['software'].get('threads')})" if isinstance(tr.get("software"), dict) else "")
+              + (f"; {tr['legs']}" if tr.get("legs") else ""),
               f"- Command: `{tr.get('command', '—')}`",
               f"- Licence: {man.get('licence', '—')}", ""]
     return "\n".join(lines)

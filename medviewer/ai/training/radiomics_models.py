@@ -185,7 +185,7 @@ def train_image_classifiers(data_dir: str | os.PathLike, out_root: str | os.Path
     split is measured once at the end. Every figure carries a bootstrap 95% interval."""
     from medviewer.ai.classical import comparison_table, fit_models, save_model
     from medviewer.ai.metrics import binary_metrics_ci, reliability, roc_curve, youden_threshold
-    from medviewer.ai.training.classification import discover_classes
+    from medviewer.ai.training.classification import DATA_LICENCE, DATA_SOURCE, discover_classes
     from medviewer.ai.training.contract import XRAY_ADVICE, XRAY_DESCRIPTION, colour_contract
     from medviewer.ai.training.model_card import write_model_card
     from medviewer.io.roc_png import write_reliability_png, write_roc_png
@@ -225,15 +225,17 @@ def train_image_classifiers(data_dir: str | os.PathLike, out_root: str | os.Path
         manifest = save_model(
             r, Path(out_root) / name, name=name, kind=kind, classes=classes, feature_names=names,
             extraction=extraction, modality="XR", dims=2,
-            training={"data": f"{data_dir} (official training split; patient-wise {len(train_idx)} training / "
-                              f"{len(val_idx)} validation / {len(test_idx)} test images, seed {seed})",
+            training={"data": f"{DATA_SOURCE}; patient-wise {len(train_idx)} training / {len(val_idx)} "
+                              f"validation / {len(test_idx)} test images (seed {seed})",
+                      "data_licence": DATA_LICENCE,
                       "split": "patient-wise, stratified by class: 15% test (seed), then 15% validation "
                                "(seed + 1), as the CNN's (training.classification.train_val_test_split)",
                       "hardware": "CPU", "seconds": round(time.monotonic() - started, 1),
                       "command": f"python scripts/train_shipped_models.py --task radiomics --data {data_dir}"},
             description=f"{r['title']} on IBSI radiomics features of the whole chest X-ray "
                         f"({len(names)} features, 2D aggregations): NORMAL vs PNEUMONIA.",
-            n_examples=len(y_train))
+            n_examples=len(y_train), version="2.0")
+        manifest["metrics"].update(n_train=len(train_idx), n_val=len(val_idx), n_test=len(test_idx))
         manifest["input"]["intensity"] = colour_contract(
             colour, description=XRAY_DESCRIPTION, advice=XRAY_ADVICE,
             measured_on="training images (patient-wise training side, not the validation or test images)")
