@@ -97,15 +97,12 @@ def train_network(network: dict, x_train: np.ndarray, y_train: np.ndarray, x_val
     sched = CosineSchedule(opt, lr, epochs * steps_per_epoch, warmup=max(1, steps_per_epoch // 2))
     positive = n_classes - 1
     best = BestCheckpoint(patience, checkpoint_path)
-    planned, start_epoch, stopped = epochs, 1, "max epochs"
-    epochs_run, last_epoch_s, seen, train_s, resumed_from, before_s = 0, 0.0, 0, 0.0, None, 0.0
-    saved = resume_from(last_path, net, opt, sched, best, steps_per_epoch) if resume and last_path else None
-    if saved is not None:
-        epochs_run = resumed_from = saved["epoch"]
-        start_epoch, planned = epochs_run + 1, saved["planned"]
-        last_epoch_s, before_s = saved["epoch_s"], saved["elapsed_s"]
-        progress(f"resumed after epoch {epochs_run} (best epoch {best.epoch}, val AUC {best.score:.4f})")
-    for epoch in range(start_epoch, epochs + 1):
+    seen, train_s = 0, 0.0
+    start = resume_from(last_path if resume else None, net, opt, sched, best, steps_per_epoch, epochs=epochs,
+                        score_name="val AUC", progress=progress)
+    epochs_run, planned, last_epoch_s, before_s = start["epoch"], start["planned"], start["epoch_s"], start["elapsed_s"]
+    resumed_from, stopped = start["resumed"], "max epochs"
+    for epoch in range(epochs_run + 1, epochs + 1):
         if epoch > planned:
             stopped = f"time budget ({planned} epochs planned)"
             break

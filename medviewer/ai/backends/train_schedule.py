@@ -101,20 +101,25 @@ def save_epoch(path: str | os.PathLike, net, opt, sched: CosineSchedule, best, *
                      "best_net": best.state, "epoch_s": epoch_s, "elapsed_s": elapsed_s})
 
 
-def resume_from(path: str | os.PathLike, net, opt, sched: CosineSchedule, best, steps_per_epoch: int) -> dict | None:
-    """Load what save_epoch wrote into net, opt, sched and best; returns {"epoch", "planned",
-    "epoch_s", "elapsed_s"} of the saved epoch, or None when there is no saved state."""
-    state = load_last(path)
+def resume_from(path: str | os.PathLike | None, net, opt, sched: CosineSchedule, best, steps_per_epoch: int, *,
+                epochs: int, score_name: str, progress) -> dict:
+    """Where a training loop starts: {"epoch" (the last epoch done), "planned", "epoch_s" (that
+    epoch's seconds), "elapsed_s" (the earlier runs' seconds), "resumed" (the epoch resumed after,
+    or None)}. With a state save_epoch wrote at `path`, it is loaded into net, opt, sched and best
+    and the resume is reported; with none (or path None: no resume asked), a fresh start."""
+    state = load_last(path) if path else None
     if state is None:
-        return None
+        return {"epoch": 0, "planned": epochs, "epoch_s": 0.0, "elapsed_s": 0.0, "resumed": None}
     net.load_state_dict(state["net"])
     opt.load_state_dict(state["opt"])
     sched.step_n = int(state["step"])
     sched.replan(int(state["planned"]) * steps_per_epoch)
     best.score, best.epoch, best.since = float(state["best_score"]), int(state["best_epoch"]), int(state["since"])
     best.state = state["best_net"]
-    return {"epoch": int(state["epoch"]), "planned": int(state["planned"]), "epoch_s": float(state["epoch_s"]),
-            "elapsed_s": float(state.get("elapsed_s", 0.0))}
+    epoch = int(state["epoch"])
+    progress(f"resumed after epoch {epoch} (best epoch {best.epoch}, {score_name} {best.score:.4f})")
+    return {"epoch": epoch, "planned": int(state["planned"]), "epoch_s": float(state["epoch_s"]),
+            "elapsed_s": float(state.get("elapsed_s", 0.0)), "resumed": epoch}
 
 
 def replan(budget: Budget, sched: CosineSchedule, planned: int, *, epoch_s: float, done: int, wanted: int,
