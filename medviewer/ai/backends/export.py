@@ -13,7 +13,7 @@ and ONNX for classifiers, so that a CPU classification needs neither (ai.backend
                             "max_abs_difference": 0.0, "checked_on": "..."}
 
         Idempotent: a current export (same weights, same network, file intact) is left as it is.
-    (torch_loader.export_problem(spec) says whether a folder's export is current.)
+    (export_records.export_problem(spec, kind) says whether a folder's export is current.)
 
     export_onnx(folder) -> Path
         classifiers with a last layer `fc` only: writes model.onnx (torch.onnx.export, opset
@@ -37,7 +37,8 @@ from pathlib import Path
 
 import torch
 
-from medviewer.ai.backends.torch_loader import export_problem, jit_load, load_network, network_sha256
+from medviewer.ai.backends.export_records import NAMES, export_problem, network_sha256
+from medviewer.ai.backends.torch_loader import jit_load, load_network
 from medviewer.ai.model_files import resolve_inside
 from medviewer.ai.registry import ModelSpec, read_manifest, sha256_of
 from medviewer.core.errors import MedViewerError
@@ -146,8 +147,6 @@ def _record(spec: ModelSpec, manifest_path: Path, kind: str, target: Path, diffe
             checked_on: str, **extra) -> Path:
     """Keep the export only when it equals the network (max |difference| <= TOLERANCE) and record
     it in the manifest under `kind`; else remove it and say by how much it differs."""
-    from medviewer.ai.backends.export_records import NAMES
-
     if not difference <= TOLERANCE:
         target.unlink(missing_ok=True)
         raise MedViewerError(f"{spec.folder}: the {NAMES[kind]} export differs from the network by {difference:.3g} "
@@ -192,8 +191,6 @@ def onnx_difference(module: torch.nn.Module, path: Path, inputs: list[torch.Tens
 
 def export_onnx(folder: str | os.PathLike) -> Path:
     """Write (or keep, when current) a classifier's ONNX export; returns its path."""
-    from medviewer.ai.backends.export_records import export_problem as recorded_problem
-
     import importlib.util
 
     spec = read_manifest(Path(folder))
@@ -203,7 +200,7 @@ def export_onnx(folder: str | os.PathLike) -> Path:
     if spec.manifest.get("framework", "torch") != "torch" or spec.task != "classification":
         raise MedViewerError(f"{spec.folder}: only torch classifiers get an ONNX export")
     manifest_path = _manifest_path(spec)
-    if not recorded_problem(spec, "onnx"):
+    if not export_problem(spec, "onnx"):
         return resolve_inside(spec.folder, spec.manifest["onnx"]["file"])
     eager = load_network(spec, "cpu", eager=True)
     if not isinstance(getattr(eager, "fc", None), torch.nn.Module):

@@ -29,8 +29,7 @@ from pathlib import Path
 
 import torch
 
-from medviewer.ai.backends.export_records import (  # noqa: F401 - export_problem, network_sha256: API
-    export_problem, exported_path, network_sha256, trusted_problem)
+from medviewer.ai.backends.export_records import exported_path, trusted_problem
 from medviewer.ai.model_files import NETWORK_MODULE, network_problem
 from medviewer.ai.registry import ModelSpec, check_weights
 from medviewer.core.errors import MedViewerError
